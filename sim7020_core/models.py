@@ -1,0 +1,128 @@
+"""Plain data types of the public API (immutable, JSON-friendly through :func:`dataclasses.asdict`)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Registration(enum.StrEnum):
+    """Network registration state (+CEREG/+CGREG <stat>)."""
+
+    NOT_REGISTERED = "not_registered"
+    HOME = "home"
+    SEARCHING = "searching"
+    DENIED = "denied"
+    UNKNOWN = "unknown"
+    ROAMING = "roaming"
+
+    @classmethod
+    def from_stat(cls, stat: int) -> Registration:
+        """Map a 3GPP <stat> value (0..7) to a Registration."""
+        return _STAT.get(stat, cls.UNKNOWN)
+
+    @property
+    def registered(self) -> bool:
+        return self in (Registration.HOME, Registration.ROAMING)
+
+
+_STAT = {
+    0: Registration.NOT_REGISTERED,
+    1: Registration.HOME,
+    2: Registration.SEARCHING,
+    3: Registration.DENIED,
+    4: Registration.UNKNOWN,
+    5: Registration.ROAMING,
+    6: Registration.HOME,  # SMS only, home
+    7: Registration.ROAMING,  # SMS only, roaming
+}
+
+
+class LinkState(enum.StrEnum):
+    """State of the driver's session with the module (what HA and the bridge reflect)."""
+
+    CONNECTING = "connecting"
+    READY = "ready"
+    ASLEEP = "asleep"  # in PSM: not a failure
+    RECOVERING = "recovering"
+    DISCONNECTED = "disconnected"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class ModemInfo:
+    """Identity of the module (read once at init)."""
+
+    manufacturer: str = ""
+    model: str = ""
+    revision: str = ""
+    imei: str = ""
+    imsi: str = ""
+    iccid: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PsmStatus:
+    """Power saving mode: requested setting and what the module reports."""
+
+    enabled: bool = False
+    state: str = "awake"  # "awake" | "asleep"
+    tau_s: int | None = None  # periodic TAU (T3412 extended), seconds
+    active_s: int | None = None  # active time (T3324), seconds
+
+
+@dataclass(frozen=True, slots=True)
+class CellInfo:
+    """Serving cell details from AT+CENG? (all optional: not every firmware reports them)."""
+
+    earfcn: int | None = None
+    pci: int | None = None
+    cell_id: str | None = None
+    rsrp_dbm: int | None = None
+    rsrq_db: int | None = None
+    rssi_dbm: int | None = None
+    sinr_db: int | None = None
+    band: int | None = None
+    tac: str | None = None
+    ecl: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModemStatus:
+    """A snapshot of the module's network state (see DESIGN.md)."""
+
+    csq: int | None = None
+    rssi_dbm: int | None = None
+    ber: int | None = None
+    registration: str = Registration.UNKNOWN.value
+    attached: bool = False
+    pdn_active: bool = False
+    apn: str | None = None
+    ip: str | None = None
+    operator: str | None = None
+    psm: PsmStatus = field(default_factory=PsmStatus)
+    cell: CellInfo = field(default_factory=CellInfo)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PingReply:
+    """One reply of AT+CIPPING. ``rtt_ms`` is None (and ttl 0) for a timed-out probe."""
+
+    seq: int
+    ip: str
+    rtt_ms: float | None
+    ttl: int
+
+
+def csq_to_dbm(csq: int | None) -> int | None:
+    """Convert a +CSQ <rssi> (0..31, 99 unknown) to dBm (27.007: 0 → -113 dBm, step 2 dB)."""
+    if csq is None or not 0 <= csq <= 31:
+        return None
+    return -113 + 2 * csq
