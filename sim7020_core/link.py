@@ -1,0 +1,220 @@
+"""The serial link: asyncio serial I/O over pyserial-asyncio-fast, for any pyserial URL.
+
+A :class:`SerialLink` is a byte pipe to the module. It knows nothing about AT commands: the
+engine (:mod:`sim7020_core.at.engine`) attaches a receiver to it with :meth:`SerialLink.set_receiver`.
+
+URLs: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, opened exclusively),
+``socket://host:port`` (ser2net, the emulator's TCP server) or ``rfc2217://host:port``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import serial
+import serial_asyncio_fast
+
+from . import const
+from .exceptions import PortBusyError, TransportError
+
+_LOGGER = logging.getLogger(__name__)
+
+DataCallback = Callable[[bytes], None]
+LostCallback = Callable[[Exception | None], None]
+
+_BUSY_MARKERS = ("exclusively lock", "resource busy", "device or resource busy", "errno 16")
+
+
+def _is_busy(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.EBUSY:
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in _BUSY_MARKERS)
+
+
+def url_scheme(url: str) -> str:
+    """Return the pyserial URL scheme of ``url`` ("" for a plain device path)."""
+    if "://" not in url:
+        return ""
+    return urllib.parse.urlparse(url).scheme.lower()
+
+
+class _LinkProtocol(asyncio.Protocol):
+    def __init__(self, link: SerialLink) -> None:
+        self._link = link
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._link._connection_made()
+
+    def data_received(self, data: bytes) -> None:
+        self._link._data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._link._connection_lost(exc)
+
+
+class SerialLink:
+    """An open serial link to the module.
+
+    Open one with :meth:`open`. Received bytes go to the receiver set with :meth:`set_receiver`
+    (bytes that arrive before a receiver is set are kept and handed over when it is set).
+    ``on_connection_lost`` callbacks run once when the link closes for any reason other than
+    :meth:`close`.
+    """
+
+    def __init__(self, url: str, baudrate: int) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self._transport: asyncio.Transport | None = None
+        self._on_data: DataCallback | None = None
+        self._on_lost: LostCallback | None = None
+        self._early: list[bytes] = []
+        self._closing = False
+        self._closed = asyncio.get_running_loop().create_future()
+        self._lost_callbacks: list[LostCallback] = []
+        self.bytes_received = 0
+        self.bytes_sent = 0
+
+    # -- opening --------------------------------------------------------------------------
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        baudrate: int | None = None,
+        exclusive: bool = True,
+        timeout: float | None = None,  # noqa: ASYNC109
+        **serial_kwargs: Any,
+    ) -> SerialLink:
+        """Open ``url`` and return the link.
+
+        :param url: device path or pyserial URL (``socket://``, ``rfc2217://`` …)
+        :param baudrate: line rate (ignored by ``socket://``); default :data:`const.DEFAULT_BAUDRATE`
+        :param exclusive: lock a device path so that no other process (ModemManager) can use it
+        :param timeout: bound on opening; default :data:`const.LINK_OPEN_TIMEOUT`
+        :raises PortBusyError: another process holds the port
+        :raises TransportError: the port cannot be opened (missing, refused, timed out)
+        """
+        rate = const.DEFAULT_BAUDRATE if baudrate is None else baudrate
+        limit = const.LINK_OPEN_TIMEOUT if timeout is None else timeout
+        link = cls(url, rate)
+        kwargs: dict[str, Any] = dict(serial_kwargs)
+        if url_scheme(url) == "" and exclusive:
+            kwargs.setdefault("exclusive", True)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(limit):
+                transport, _ = await serial_asyncio_fast.create_serial_connection(
+                    loop, lambda: _LinkProtocol(link), url, baudrate=rate, **kwargs
+                )
+        except TimeoutError as exc:
+            raise TransportError(f"opening {url} timed out after {limit:g} s") from exc
+        except (serial.SerialException, OSError, ValueError) as exc:
+            if _is_busy(exc):
+                raise PortBusyError(f"{url} is busy (held by another process?): {exc}") from exc
+            raise TransportError(f"cannot open {url}: {exc}") from exc
+        link._transport = transport
+        if hasattr(transport, "_max_read_size"):
+            # pyserial-asyncio-fast reads 1 KiB per wakeup; a burst of URCs wants bigger reads
+            transport._max_read_size = const.LINK_READ_SIZE
+        _LOGGER.debug("opened %s at %d baud", url, rate)
+        return link
+
+    # -- properties -----------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        """True while the link can carry bytes."""
+        return self._transport is not None and not self._closing and not self._closed.done()
+
+    @property
+    def is_socket(self) -> bool:
+        """True for network URLs (``socket://``, ``rfc2217://``) where the line rate is irrelevant."""
+        return url_scheme(self.url) in ("socket", "rfc2217")
+
+    # -- receiving --------------------------------------------------------------------------
+    def set_receiver(self, on_data: DataCallback | None, on_lost: LostCallback | None = None) -> None:
+        """Route received bytes to ``on_data`` (None detaches); ``on_lost`` is told when the link drops."""
+        self._on_data = on_data
+        self._on_lost = on_lost
+        if on_data is not None and self._early:
+            early, self._early = self._early, []
+            for chunk in early:
+                on_data(chunk)
+
+    def add_lost_callback(self, callback: LostCallback) -> Callable[[], None]:
+        """Call ``callback(exc)`` when the link drops (not on :meth:`close`); returns a remover."""
+        self._lost_callbacks.append(callback)
+
+        def remove() -> None:
+            if callback in self._lost_callbacks:
+                self._lost_callbacks.remove(callback)
+
+        return remove
+
+    def _connection_made(self) -> None:
+        pass
+
+    def _data_received(self, data: bytes) -> None:
+        self.bytes_received += len(data)
+        if self._on_data is None:
+            self._early.append(data)
+        else:
+            self._on_data(data)
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+        if self._closing:
+            return
+        _LOGGER.debug("link %s lost: %r", self.url, exc)
+        callbacks = list(self._lost_callbacks)
+        if self._on_lost is not None:
+            callbacks.insert(0, self._on_lost)
+        for callback in callbacks:
+            try:
+                callback(exc)
+            except Exception:
+                _LOGGER.exception("connection-lost callback %r failed", callback)
+
+    # -- sending -----------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for sending (never blocks).
+
+        :raises TransportError: the link is closed
+        """
+        if not self.is_open or self._transport is None:
+            raise TransportError(f"link {self.url} is closed")
+        self.bytes_sent += len(data)
+        self._transport.write(data)
+
+    async def set_baudrate(self, baudrate: int) -> None:
+        """Change the local line rate (after AT+IPR); a no-op for network URLs."""
+        self.baudrate = baudrate
+        if self.is_socket or self._transport is None:
+            return
+        port = self._transport.get_extra_info("serial")
+        if port is not None:
+            port.baudrate = baudrate
+
+    # -- closing -----------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Close the link (idempotent, bounded by :data:`const.LINK_CLOSE_TIMEOUT`)."""
+        if self._transport is None or self._closing:
+            return
+        self._closing = True
+        self._transport.close()
+        try:
+            async with asyncio.timeout(const.LINK_CLOSE_TIMEOUT):
+                await asyncio.shield(self._closed)
+        except TimeoutError:
+            _LOGGER.warning("closing %s did not finish within %g s", self.url, const.LINK_CLOSE_TIMEOUT)
+            self._transport.abort()
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"<SerialLink {self.url} {self.baudrate} {state}>"
