@@ -1,32 +1,68 @@
-"""sim7020_core: drive SIMCom SIM7020-family NB-IoT modems over their AT interface."""
+"""sim7020_core: drive SIMCom SIM7020-family NB-IoT modems over their AT interface.
+
+``from sim7020_core import Modem`` is the entry point (see :mod:`sim7020_core.modem`). The modem
+manager is imported lazily (PEP 562), so ``import sim7020_core.emulator`` or the data models do not
+load the serial stack.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import (
     AtCommandError,
     AtTimeoutError,
     CmeError,
+    CommandNotAllowedError,
     ConfigError,
+    ModemAsleepError,
+    NotRegisteredError,
     Sim7020Error,
+    SimError,
     SocketError,
+    TransportError,
 )
 from .models import CellInfo, LinkState, ModemInfo, ModemStatus, PingReply, PsmStatus, Registration
 
+if TYPE_CHECKING:
+    from .modem import Modem, ModemEvent, ModemOptions
+
 __version__ = "0.1.0"
+
+_LAZY = {"Modem": ".modem", "ModemEvent": ".modem", "ModemOptions": ".modem"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AtCommandError",
     "AtTimeoutError",
     "CellInfo",
     "CmeError",
+    "CommandNotAllowedError",
     "ConfigError",
     "LinkState",
+    "Modem",
+    "ModemAsleepError",
+    "ModemEvent",
     "ModemInfo",
+    "ModemOptions",
     "ModemStatus",
+    "NotRegisteredError",
     "PingReply",
     "PsmStatus",
     "Registration",
     "Sim7020Error",
+    "SimError",
     "SocketError",
+    "TransportError",
     "__version__",
 ]
