@@ -55,12 +55,11 @@ _LOGGER = logging.getLogger(__name__)
 MAX_SOCKETS = 5
 #: Payload bytes per AT+CSOSEND in hex mode (512 hex characters; AT_NOTES "safe rule").
 CSOSEND_CHUNK = 256
-#: Largest AT+CSODSEND (data mode) length in bytes (the emulator's documented limit; unverified on hardware).
-MAX_DATA_SEND = 1024
+#: Largest AT+CSODSEND (data mode) length in bytes: the module's 1460-byte limit (note 5.5; unverified for
+#: CSODSEND on hardware). The length is given, so every byte is data: CSODSEND is binary safe.
+MAX_DATA_SEND = 1460
 #: Largest UDP datagram the transport sends: one AT+CSODSEND (larger is a PayloadError, never split).
 MAX_DATAGRAM = MAX_DATA_SEND
-#: The byte that cancels a data-mode send (so data mode is used only for data without it).
-ESC = 0x1B
 #: Largest TCP payload one send() accepts (it is split into CSOSEND chunks).
 MAX_TCP_SEND = 64 * 1024
 #: Largest manual read in hex mode (``AT+CSORXGET=3``), bytes (application note 5.5: 730).
@@ -176,41 +175,28 @@ class NativeConnection(Connection):
     def _plan(self, data: bytes) -> list[tuple[str, bytes]]:
         """Split ``data`` into (``"hex"`` | ``"data"``, piece) sends, or raise PayloadError saying why not.
 
-        ``AT+CSOSEND`` (hex) carries any byte but at most :data:`CSOSEND_CHUNK` bytes; ``AT+CSODSEND`` (data
-        mode) carries up to :data:`MAX_DATA_SEND` bytes, but an ESC byte (0x1B) in it cancels the send. A UDP
-        datagram must go in one command (a split would make several datagrams); TCP data may be split freely.
+        ``AT+CSOSEND`` (hex) carries at most :data:`CSOSEND_CHUNK` bytes; ``AT+CSODSEND`` (data mode, binary
+        safe) up to :data:`MAX_DATA_SEND` bytes. A UDP datagram must go in one command (a split would make
+        several datagrams); TCP data may be split freely.
         """
         mode = self.send_mode
         if self.protocol == "udp":
             if len(data) > MAX_DATAGRAM:
                 raise PayloadError(f"UDP datagram of {len(data)} bytes is larger than {MAX_DATAGRAM} bytes")
-            if len(data) <= CSOSEND_CHUNK and (mode != "data" or ESC in data):
+            if len(data) <= CSOSEND_CHUNK and mode != "data":
                 return [("hex", data)]
             if mode == "hex":
                 raise PayloadError(
                     f"UDP datagram of {len(data)} bytes is larger than the {CSOSEND_CHUNK} bytes "
                     "send_mode='hex' (AT+CSOSEND) carries"
                 )
-            if ESC in data:
-                where = data.index(ESC)
-                raise PayloadError(
-                    f"UDP datagram of {len(data)} bytes holds an ESC byte (0x1B) at offset {where}: "
-                    f"datagrams over {CSOSEND_CHUNK} bytes go through AT+CSODSEND, which ESC cancels"
-                )
             return [("data", data)]
         if len(data) > MAX_TCP_SEND:
             raise PayloadError(
                 f"TCP payload of {len(data)} bytes is larger than {MAX_TCP_SEND} bytes per send"
             )
-        plan: list[tuple[str, bytes]] = []
-        step = MAX_DATA_SEND if mode == "data" else CSOSEND_CHUNK
-        for i in range(0, len(data), step):
-            piece = data[i : i + step]
-            if mode == "data" and ESC not in piece:
-                plan.append(("data", piece))
-            else:
-                plan += [("hex", piece[j : j + CSOSEND_CHUNK]) for j in range(0, len(piece), CSOSEND_CHUNK)]
-        return plan
+        how, step = ("data", MAX_DATA_SEND) if mode == "data" else ("hex", CSOSEND_CHUNK)
+        return [(how, data[i : i + step]) for i in range(0, len(data), step)]
 
     async def _do_send(self, data: bytes, **options: Any) -> None:
         wait_ack = bool(options.pop("wait_ack", False))
@@ -277,7 +263,7 @@ class NativeTransport(Transport):
     - ``send_ack``: True to switch on ``AT+CSOSENDFLAG=1`` (module-wide); then ``send(..., wait_ack=True)``;
     - ``retention``: True/False sends ``AT+RETENTION=1/0`` (module-wide); with it connections survive PSM;
     - ``send_mode``: ``"auto"`` (hex CSOSEND, CSODSEND for datagrams over 256 bytes), ``"hex"`` or ``"data"``
-      (CSODSEND up to 1024 bytes per command, hex for pieces holding ESC);
+      (CSODSEND up to 1460 bytes per command);
     - ``manual_receive``: True (TCP) → ``AT+CSORXGET=1,<id>``: the module holds incoming data, read with
       ``AT+CSORXGET=3`` only while the connection's buffer has room (flow control, nothing is dropped);
     - ``keepalive``: True, False or ``(idle_s, interval_s, count)`` (TCP) → ``AT+CSOALIVE``;

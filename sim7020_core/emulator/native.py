@@ -5,9 +5,9 @@ silent or garbled are listed in ``docs/emulator.md``; the main ones:
 
 - ``AT+CSOSEND=<id>,0,"text"`` sends ASCII; with ``<len> > 0`` the data is hex (quoted or not) and ``<len>``
   counts hex characters: even, equal to the data, at most 512 (256 bytes). Anything else is ``ERROR``.
-- ``AT+CSODSEND=<id>,<len>`` (1-1024): prompt ``\\r\\n> ``, exactly ``<len>`` raw bytes (CR, LF and Ctrl+Z are
-  data), then ``DATA ACCEPT: <len>`` and ``OK``. ESC cancels silently (``dsend_esc_cancels``; binary data with
-  0x1B needs hex CSOSEND, or ``dsend_esc_cancels = False``).
+- ``AT+CSODSEND=<id>,<len>`` (1-1460): prompt ``\\r\\n> ``, exactly ``<len>`` raw bytes (every byte is data:
+  CR, LF, Ctrl+Z and ESC), then ``DATA ACCEPT: <len>`` and ``OK``. ``dsend_esc_cancels = True`` makes ESC
+  cancel the send instead (a host's way out of a prompt on some firmware).
 - ``AT+CSOSENDFLAG=1``: after a TCP send reached the peer, the URC ``SEND: <id>,<bytes>`` (note 5.8).
 - ``+CSONMI: <id>,<hexlen>,<HEX>`` (CSORCVFLAG=0) or ``+CSONMI: <id>,<len>,<raw bytes>`` (CSORCVFLAG=1); one
   per UDP datagram, TCP data in chunks of at most 1460 bytes.
@@ -51,7 +51,7 @@ MAX_SOCKETS = 5
 MAX_SEND_HEX = 512
 MAX_SEND_ASCII = 512
 #: Largest ``AT+CSODSEND`` length (bytes).
-MAX_DSEND = 1024
+MAX_DSEND = 1460
 #: Largest ``AT+CSORXGET`` reads: mode 2 (bytes), mode 3 (bytes, sent as hex).
 MAX_RXGET_RAW = 1460
 MAX_RXGET_HEX = 730
@@ -119,9 +119,9 @@ class NativeCommands(CommandSet):
     """``AT+CSOC``, ``CSOCON``, ``CSOB``, ``CSOLIS``, ``CSOSEND``, ``CSODSEND``, ``CSOCL``, ``CSOSENDFLAG``,
     ``CSORCVFLAG``, ``CSOSTATUS``, ``CSOACK``, ``CSOALIVE``, ``CSORXGET``."""
 
-    #: ESC (0x1B) in ``AT+CSODSEND`` data cancels the send (the host's way out of a prompt). Set False on the
-    #: instance (``emu.command_sets["native"].dsend_esc_cancels = False``) for a binary-safe CSODSEND.
-    dsend_esc_cancels = True
+    #: ``AT+CSODSEND`` gives its length, so every byte is data (ESC included). Set True on the instance
+    #: (``emu.command_sets["native"].dsend_esc_cancels = True``) to make ESC cancel a CSODSEND instead.
+    dsend_esc_cancels = False
 
     def __init__(self, ctx: ModemContext) -> None:
         super().__init__(ctx)

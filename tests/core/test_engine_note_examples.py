@@ -66,8 +66,9 @@ async def test_server_urcs(engine: AtEngine, fake_modem) -> None:
     engine.add_urc_handler("0, REMOTE IP", lambda u: seen.append(u.line))
     fake_modem.reply_to("AT+CIPSERVER=1,8888", ["OK", "SERVER OK"])
     await engine.command("AT+CIPSERVER=1,8888")
-    fake_modem.reply_to("AT+CIFSR", ["0, REMOTE IP: 10.76.40.73", "10.78.245.128", "OK"])
-    assert (await engine.command("AT+CIFSR")).lines == ["10.78.245.128"]
+    # the module answers AT+CIFSR with the bare address and no OK (note 6.3, 6.7)
+    fake_modem.reply_to("AT+CIFSR", ["0, REMOTE IP: 10.76.40.73", "10.78.245.128"])
+    assert (await engine.command("AT+CIFSR")).final == "10.78.245.128"
     assert seen == ["SERVER OK", "0, REMOTE IP: 10.76.40.73"]
 
 

@@ -22,21 +22,12 @@ from .conftest import WAIT
 MESSAGES = 1000
 
 
-def _messages(
-    seed: int, count: int = MESSAGES, max_size: int = 1400, *, esc_limit: int | None = None
-) -> list[bytes]:
-    """Random payloads of 1..max_size bytes; together they hold every byte value (and CR, LF, Ctrl-Z, ESC).
-
-    ``esc_limit``: messages longer than this hold no ESC byte (native UDP datagrams over 256 bytes go through
-    AT+CSODSEND, which ESC cancels; the transport refuses them, see test_udp_datagram_with_esc_...).
-    """
+def _messages(seed: int, count: int = MESSAGES, max_size: int = 1400) -> list[bytes]:
+    """Random payloads of 1..max_size bytes; together they hold every byte value (and CR, LF, Ctrl-Z, ESC)."""
     rnd = random.Random(seed)
     msgs = [bytes(range(256)), b"\r\n\x1a\x1b\x00", b"\r"]
     for _ in range(count - len(msgs)):
-        msg = rnd.randbytes(rnd.randint(1, max_size))
-        if esc_limit is not None and len(msg) > esc_limit:
-            msg = msg.replace(b"\x1b", b"\x1c")
-        msgs.append(msg)
+        msgs.append(rnd.randbytes(rnd.randint(1, max_size)))
     rnd.shuffle(msgs)
     return msgs
 
@@ -67,8 +58,8 @@ async def test_udp_datagrams_round_trip_intact(modem, udp_peer, receive_mode):
         "udp", "127.0.0.1", udp_peer.port, transport="native", receive_mode=receive_mode
     )
     count = MESSAGES if receive_mode == "hex" else MESSAGES // 4
-    msgs = _messages(1 if receive_mode == "hex" else 2, count, MAX_DATAGRAM, esc_limit=CSOSEND_CHUNK)
-    assert max(map(len, msgs)) > 1000
+    msgs = _messages(1 if receive_mode == "hex" else 2, count, 1400)
+    assert max(map(len, msgs)) > 1300
     for msg in msgs:
         await conn.send(msg)
         got, _addr = await udp_peer.recv()
@@ -141,16 +132,15 @@ async def test_payload_too_large_is_refused_and_the_connection_stays_usable(mode
     assert (await udp_peer.recv())[0] == b"ok"
 
 
-async def test_udp_datagram_with_esc_over_256_bytes_is_refused(modem, udp_peer):
+async def test_udp_datagram_over_256_bytes_carries_every_byte(modem, udp_peer):
+    """Datagrams over 256 bytes go in one AT+CSODSEND, which carries ESC, CR, LF and Ctrl-Z as data."""
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="native")
-    bad = b"a" * 300 + b"\x1b"
-    with pytest.raises(PayloadError, match=r"ESC byte \(0x1B\) at offset 300"):
-        await conn.send(bad)
-    await conn.send(b"\x1b" * CSOSEND_CHUNK)  # up to 256 bytes go as hex: any byte
-    assert (await udp_peer.recv())[0] == b"\x1b" * CSOSEND_CHUNK
+    blob = b"a" * 300 + b"\x1b\r\n\x1a" + bytes(range(256))
+    await conn.send(blob)
+    assert (await udp_peer.recv())[0] == blob
 
 
-async def test_tcp_data_mode_sends_escapes_as_hex(modem, tcp_peer):
+async def test_tcp_data_mode_carries_escapes(modem, tcp_peer):
     conn = await modem.open_connection(
         "tcp", "127.0.0.1", tcp_peer.port, transport="native", send_mode="data"
     )
