@@ -216,6 +216,7 @@ class Emulator(ModemContext):
         time_scale: float = 1.0,
         transcript: bool = False,
         command_sets: Sequence[str] | None = None,
+        guard_time: float | None = None,
     ) -> None:
         self.net: LoopbackNetwork = LoopbackNetwork(hosts, routes)
         self.registration_delay = registration_delay
@@ -226,6 +227,8 @@ class Emulator(ModemContext):
         #: multiplies module-internal waits (ping timeouts); PSM timers use ``psm_timings.scale``
         self.time_scale = time_scale
         self.state = ModemState(echo=echo, apn=apn, local_ip=local_ip, operator=operator, csq=csq)
+        if guard_time is not None and guard_time <= 0:
+            raise ValueError(f"guard_time must be positive, not {guard_time!r}")
         self.registry = Registry()
         self.transcript: list[tuple[str, bytes]] = []
         self._record = transcript
@@ -233,6 +236,9 @@ class Emulator(ModemContext):
         self.command_sets: dict[str, CommandSet] = {}
         for modname in command_sets if command_sets is not None else COMMAND_SET_MODULES:
             self._load_command_set(modname)
+        if guard_time is not None and "cip" in self.command_sets:
+            # the +++ guard time of transparent mode (1 s on the module, note 6.14.4); survives reboots
+            self.command_sets["cip"].guard_time = guard_time  # type: ignore[attr-defined]
 
         self._ports: list[_Port] = []
         self._inbuf = bytearray()
