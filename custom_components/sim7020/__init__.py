@@ -1,0 +1,157 @@
+"""The SIM7020 NB-IoT modem integration (a thin layer over :mod:`sim7020_core`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.typing import ConfigType
+
+from sim7020_core import Sim7020Error
+from sim7020_core.exceptions import PortBusyError, SimError
+from sim7020_core.modem import Modem, ModemOptions
+
+from .const import (
+    CONF_BAUDRATE,
+    CONF_DEVICE,
+    CONF_POLL_INTERVAL,
+    CONF_PSM_HANDLING,
+    CONNECT_TIMEOUT,
+    DEFAULT_BAUDRATE,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_PSM_HANDLING,
+    DOMAIN,
+)
+from .manager import Sim7020Manager
+from .services import async_setup_services
+
+_LOGGER = logging.getLogger(__name__)
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.SENSOR,
+]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+Sim7020ConfigEntry = ConfigEntry[Sim7020Manager]
+
+
+def modem_options(entry: ConfigEntry) -> ModemOptions:
+    """The library options of an entry: its poll interval and PSM policy, no wait for registration.
+
+    Registration is not awaited at setup: it is reported (and the entities follow) when it happens.
+    """
+    return ModemOptions(
+        registration_timeout=0,
+        poll_interval=float(entry.options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL)),
+        psm_policy=entry.options.get(CONF_PSM_HANDLING, DEFAULT_PSM_HANDLING),
+    )
+
+
+def port_busy_issue_id(entry: ConfigEntry) -> str:
+    """Return the repair issue id raised when the entry's serial port is held by another process."""
+    return f"port_busy_{entry.entry_id}"
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the integration's actions (they work for every SIM7020 entry)."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> bool:
+    """Open the modem, publish its device and entities."""
+    device: str = entry.data[CONF_DEVICE]
+    issue_id = port_busy_issue_id(entry)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            modem = await Modem.connect(
+                device,
+                baudrate=entry.data.get(CONF_BAUDRATE, DEFAULT_BAUDRATE),
+                options=modem_options(entry),
+            )
+    except PortBusyError as err:
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="port_busy",
+            translation_placeholders={"device": device, "title": entry.title},
+        )
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="port_busy",
+            translation_placeholders={"device": device},
+        ) from err
+    except SimError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="sim_missing",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    except (Sim7020Error, TimeoutError, OSError) as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"device": device, "error": str(err) or type(err).__name__},
+        ) from err
+    ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+    manager = Sim7020Manager(hass, entry, modem)
+    try:
+        await manager.async_start()
+    except BaseException:
+        await manager.async_stop()
+        raise
+
+    info = modem.info
+    device_entry = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, info.imei)},
+        manufacturer=info.manufacturer or "SIMCom",
+        model=info.model or None,
+        name=info.model or "SIM7020",
+        sw_version=info.revision or None,
+    )
+    manager.device_id = device_entry.id
+    entry.runtime_data = manager
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+
+    async def _async_close_on_stop(event: Event) -> None:
+        # Release the serial port cleanly when Home Assistant stops (entries are not unloaded then).
+        await manager.async_stop()
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_close_on_stop))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> None:
+    """Apply changed options by reloading the entry."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> bool:
+    """Remove the entities and close the modem."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_stop()
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Drop the entry's repair issue when the entry is deleted."""
+    ir.async_delete_issue(hass, DOMAIN, port_busy_issue_id(entry))

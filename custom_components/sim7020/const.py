@@ -1,0 +1,77 @@
+"""Constants of the SIM7020 integration."""
+
+from __future__ import annotations
+
+from typing import Final
+
+DOMAIN: Final = "sim7020"
+
+CONF_DEVICE: Final = "device"
+CONF_BAUDRATE: Final = "baudrate"
+
+CONF_POLL_INTERVAL: Final = "poll_interval"
+CONF_PSM_HANDLING: Final = "psm_handling"
+CONF_ALLOW_RAW_AT: Final = "allow_raw_at"
+CONF_MQTT_TOPIC: Final = "mqtt_topic"
+CONF_LISTEN_PORT: Final = "listen_port"
+
+PSM_WAIT: Final = "wait"
+PSM_FAIL: Final = "fail"
+PSM_HANDLING_OPTIONS: Final = [PSM_WAIT, PSM_FAIL]
+
+DEFAULT_BAUDRATE: Final = 115200
+BAUDRATES: Final = [9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600]
+DEFAULT_POLL_INTERVAL: Final = 60  # seconds
+MIN_POLL_INTERVAL: Final = 10
+MAX_POLL_INTERVAL: Final = 3600
+DEFAULT_PSM_HANDLING: Final = PSM_WAIT
+DEFAULT_TRANSPORT: Final = "native"
+
+#: Seconds allowed to open the port and identify the module (config flow probe and entry setup).
+CONNECT_TIMEOUT: Final = 30.0
+#: Seconds allowed for one status refresh.
+REFRESH_TIMEOUT: Final = 20.0
+#: Seconds allowed for a service call that talks to the module (DNS, open/send on a connection). Longer
+#: than the library's own PSM wake timeout (30 s), so a sleeping module can wake within the call.
+SERVICE_TIMEOUT: Final = 60.0
+#: Default seconds ``sim7020.send`` waits for the reply when ``wait_response`` is set.
+DEFAULT_RESPONSE_TIMEOUT: Final = 10.0
+#: Seconds allowed for closing the modem and its connections on unload.
+CLOSE_TIMEOUT: Final = 10.0
+#: Seconds allowed for a reboot from the restart button.
+REBOOT_TIMEOUT: Final = 60.0
+#: Seconds allowed per ping probe (the whole ping gets count times this plus a margin).
+PING_PROBE_TIMEOUT: Final = 10.0
+
+EVENT_DATA_RECEIVED: Final = "sim7020_data_received"
+#: Bus event fired when the module enters or leaves PSM (``type`` is ``psm_entered`` / ``psm_exited``).
+EVENT_PSM: Final = "sim7020_psm"
+
+TRIGGER_DATA_RECEIVED: Final = "data_received"
+TRIGGER_PSM_ENTERED: Final = "psm_entered"
+TRIGGER_PSM_EXITED: Final = "psm_exited"
+TRIGGER_TYPES: Final = [TRIGGER_DATA_RECEIVED, TRIGGER_PSM_ENTERED, TRIGGER_PSM_EXITED]
+
+SERVICE_SEND: Final = "send"
+SERVICE_PING: Final = "ping"
+SERVICE_DNS_LOOKUP: Final = "dns_lookup"
+SERVICE_AT_COMMAND: Final = "at_command"
+
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+ATTR_HOST: Final = "host"
+ATTR_PORT: Final = "port"
+ATTR_PROTOCOL: Final = "protocol"
+ATTR_PAYLOAD: Final = "payload"
+ATTR_PAYLOAD_HEX: Final = "payload_hex"
+ATTR_ENCODING: Final = "encoding"
+ATTR_TRANSPORT: Final = "transport"
+ATTR_WAIT_RESPONSE: Final = "wait_response"
+ATTR_TIMEOUT: Final = "timeout"
+ATTR_COUNT: Final = "count"
+ATTR_HOSTNAME: Final = "hostname"
+ATTR_COMMAND: Final = "command"
+ATTR_DEVICE_ID: Final = "device_id"
+ATTR_CLIENT_ID: Final = "client_id"
+
+PROTOCOLS: Final = ["udp", "tcp"]
+ENCODINGS: Final = ["text", "hex", "base64"]

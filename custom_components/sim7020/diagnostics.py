@@ -1,0 +1,43 @@
+"""Diagnostics of the SIM7020 integration (identities and addresses redacted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from . import Sim7020ConfigEntry
+
+TO_REDACT = {"imei", "imsi", "iccid", "ip", "unique_id", "title", "cell_id"}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: Sim7020ConfigEntry
+) -> dict[str, Any]:
+    """Return the entry, the module's identity and its last status, with personal data redacted."""
+    manager = entry.runtime_data
+    modem = manager.modem
+    status = manager.coordinator.data
+    return async_redact_data(
+        {
+            "entry": {
+                "title": entry.title,
+                "unique_id": entry.unique_id,
+                "data": dict(entry.data),
+                "options": dict(entry.options),
+            },
+            "link_state": str(modem.state),
+            "available": manager.available,
+            "last_update_success": manager.coordinator.last_update_success,
+            "info": modem.info.as_dict(),
+            "status": status.as_dict() if status is not None else None,
+            "connections": [
+                {"transport": transport, "protocol": protocol, "port": port}
+                for transport, protocol, _host, port in manager.connections
+            ],
+            "server_clients": len(manager.clients),
+            "listening": manager.server is not None,
+        },
+        TO_REDACT,
+    )

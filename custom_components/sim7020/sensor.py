@@ -1,0 +1,163 @@
+"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import SIGNAL_STRENGTH_DECIBELS, SIGNAL_STRENGTH_DECIBELS_MILLIWATT, EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from sim7020_core import Registration
+
+from . import Sim7020ConfigEntry
+from .entity import Sim7020Entity
+from .manager import Sim7020Manager
+
+# Entities only read the coordinator's data; nothing is sent to the module per entity.
+PARALLEL_UPDATES = 0
+
+PSM_STATES = ["awake", "asleep"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sim7020SensorDescription(SensorEntityDescription):
+    """Describes a sensor and how to read its value from the manager."""
+
+    value_fn: Callable[[Sim7020Manager], StateType]
+
+
+def _psm_state(manager: Sim7020Manager) -> str:
+    if manager.asleep:
+        return "asleep"
+    status = manager.coordinator.data
+    return "asleep" if status is not None and status.psm.state == "asleep" else "awake"
+
+
+def _status(attr: str) -> Callable[[Sim7020Manager], StateType]:
+    def read(manager: Sim7020Manager) -> StateType:
+        value: StateType = getattr(manager.coordinator.data, attr)
+        return value
+
+    return read
+
+
+def _cell(attr: str) -> Callable[[Sim7020Manager], StateType]:
+    def read(manager: Sim7020Manager) -> StateType:
+        value: StateType = getattr(manager.coordinator.data.cell, attr)
+        return value
+
+    return read
+
+
+def _registration(manager: Sim7020Manager) -> str:
+    value = manager.coordinator.data.registration
+    return value if value in Registration._value2member_map_ else Registration.UNKNOWN.value
+
+
+SENSORS: tuple[Sim7020SensorDescription, ...] = (
+    Sim7020SensorDescription(
+        key="signal_strength",
+        translation_key="signal_strength",
+        device_class=SensorDeviceClass.SIGNAL_STRENGTH,
+        native_unit_of_measurement=SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_status("rssi_dbm"),
+    ),
+    Sim7020SensorDescription(
+        key="rsrp",
+        translation_key="rsrp",
+        device_class=SensorDeviceClass.SIGNAL_STRENGTH,
+        native_unit_of_measurement=SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=_cell("rsrp_dbm"),
+    ),
+    Sim7020SensorDescription(
+        key="rsrq",
+        translation_key="rsrq",
+        native_unit_of_measurement=SIGNAL_STRENGTH_DECIBELS,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=_cell("rsrq_db"),
+    ),
+    Sim7020SensorDescription(
+        key="sinr",
+        translation_key="sinr",
+        native_unit_of_measurement=SIGNAL_STRENGTH_DECIBELS,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=_cell("sinr_db"),
+    ),
+    Sim7020SensorDescription(
+        key="registration",
+        translation_key="registration",
+        device_class=SensorDeviceClass.ENUM,
+        options=[member.value for member in Registration],
+        value_fn=_registration,
+    ),
+    Sim7020SensorDescription(
+        key="operator",
+        translation_key="operator",
+        value_fn=_status("operator"),
+    ),
+    Sim7020SensorDescription(
+        key="ip_address",
+        translation_key="ip_address",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_status("ip"),
+    ),
+    Sim7020SensorDescription(
+        key="apn",
+        translation_key="apn",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_status("apn"),
+    ),
+    Sim7020SensorDescription(
+        key="psm_state",
+        translation_key="psm_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=PSM_STATES,
+        value_fn=_psm_state,
+    ),
+    Sim7020SensorDescription(
+        key="open_connections",
+        translation_key="open_connections",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda manager: manager.open_connections,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: Sim7020ConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the modem's sensors."""
+    manager = entry.runtime_data
+    async_add_entities(Sim7020Sensor(manager, description) for description in SENSORS)
+
+
+class Sim7020Sensor(Sim7020Entity, SensorEntity):
+    """A value read from the modem's status."""
+
+    entity_description: Sim7020SensorDescription
+
+    @property
+    def native_value(self) -> StateType:
+        """The value from the last status."""
+        return self.entity_description.value_fn(self.manager)

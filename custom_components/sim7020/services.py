@@ -1,0 +1,261 @@
+"""Actions of the SIM7020 integration: send, ping, dns_lookup and at_command."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+
+from sim7020_core import AtCommandError, Sim7020Error
+from sim7020_core.exceptions import (
+    CommandNotAllowedError,
+    ModemAsleepError,
+    NotRegisteredError,
+    PayloadError,
+    PluginError,
+    UnsupportedError,
+)
+
+from .const import (
+    ATTR_CLIENT_ID,
+    ATTR_COMMAND,
+    ATTR_CONFIG_ENTRY_ID,
+    ATTR_COUNT,
+    ATTR_ENCODING,
+    ATTR_HOST,
+    ATTR_HOSTNAME,
+    ATTR_PAYLOAD,
+    ATTR_PORT,
+    ATTR_PROTOCOL,
+    ATTR_TIMEOUT,
+    ATTR_TRANSPORT,
+    ATTR_WAIT_RESPONSE,
+    CONF_ALLOW_RAW_AT,
+    DEFAULT_RESPONSE_TIMEOUT,
+    DEFAULT_TRANSPORT,
+    DOMAIN,
+    ENCODINGS,
+    PROTOCOLS,
+    SERVICE_AT_COMMAND,
+    SERVICE_DNS_LOOKUP,
+    SERVICE_PING,
+    SERVICE_SEND,
+)
+
+if TYPE_CHECKING:
+    from .manager import Sim7020Manager
+
+_T = TypeVar("_T")
+
+MAX_PING_COUNT = 20
+MAX_RESPONSE_TIMEOUT = 300.0
+
+_BASE: dict[Any, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
+
+
+def _require_target(data: dict[str, Any]) -> dict[str, Any]:
+    """``send`` needs host, port and protocol, unless it answers a server client by ``client_id``."""
+    if ATTR_CLIENT_ID in data:
+        return data
+    missing = [key for key in (ATTR_HOST, ATTR_PORT, ATTR_PROTOCOL) if key not in data]
+    if missing:
+        raise vol.Invalid(f"{', '.join(missing)} required (or client_id to answer a client of the listener)")
+    return data
+
+
+SEND_SCHEMA = vol.All(
+    vol.Schema(
+        {
+            **_BASE,
+            vol.Optional(ATTR_HOST): vol.All(cv.string, vol.Length(min=1)),
+            vol.Optional(ATTR_PORT): cv.port,
+            vol.Optional(ATTR_PROTOCOL): vol.In(PROTOCOLS),
+            vol.Optional(ATTR_CLIENT_ID): vol.All(vol.Coerce(int), vol.Range(min=1)),
+            vol.Required(ATTR_PAYLOAD): cv.string,
+            vol.Optional(ATTR_ENCODING, default="text"): vol.In(ENCODINGS),
+            vol.Optional(ATTR_TRANSPORT, default=DEFAULT_TRANSPORT): vol.All(cv.string, vol.Length(min=1)),
+            vol.Optional(ATTR_WAIT_RESPONSE, default=False): cv.boolean,
+            vol.Optional(ATTR_TIMEOUT, default=DEFAULT_RESPONSE_TIMEOUT): vol.All(
+                vol.Coerce(float), vol.Range(min=0.1, max=MAX_RESPONSE_TIMEOUT)
+            ),
+        }
+    ),
+    _require_target,
+)
+PING_SCHEMA = vol.Schema(
+    {
+        **_BASE,
+        vol.Required(ATTR_HOST): vol.All(cv.string, vol.Length(min=1)),
+        vol.Optional(ATTR_COUNT, default=4): vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_PING_COUNT)),
+    }
+)
+DNS_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_HOSTNAME): vol.All(cv.string, vol.Length(min=1))})
+AT_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_COMMAND): vol.All(cv.string, vol.Length(min=1))})
+
+
+def decode_payload(payload: str, encoding: str) -> bytes:
+    """Turn the action's ``payload`` into bytes; ServiceValidationError names what is wrong."""
+    try:
+        if encoding == "hex":
+            return bytes.fromhex(payload)
+        if encoding == "base64":
+            return base64.b64decode(payload, validate=True)
+    except (ValueError, binascii.Error) as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_payload",
+            translation_placeholders={"encoding": encoding, "error": str(err)},
+        ) from err
+    return payload.encode("utf-8")
+
+
+@callback
+def _get_manager(hass: HomeAssistant, call: ServiceCall) -> Sim7020Manager:
+    """Find the loaded entry the call is for (``config_entry_id`` or the only one)."""
+    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    if entry_id is not None:
+        entry = hass.config_entries.async_get_entry(entry_id)
+        if entry is None or entry.domain != DOMAIN:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="entry_not_found",
+                translation_placeholders={"entry_id": entry_id},
+            )
+        if entry.state is not ConfigEntryState.LOADED:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="entry_not_loaded",
+                translation_placeholders={"title": entry.title},
+            )
+        manager: Sim7020Manager = entry.runtime_data
+        return manager
+    loaded = hass.config_entries.async_loaded_entries(DOMAIN)
+    if not loaded:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_modem")
+    if len(loaded) > 1:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="several_modems")
+    only: Sim7020Manager = loaded[0].runtime_data
+    return only
+
+
+def _modem_error(err: BaseException) -> HomeAssistantError:
+    """Map a library error (or a timeout) to the error an action raises."""
+    if isinstance(err, CommandNotAllowedError):
+        return ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="command_not_allowed",
+            translation_placeholders={"error": str(err)},
+        )
+    if isinstance(err, (PayloadError, UnsupportedError, PluginError)):
+        return ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_request",
+            translation_placeholders={"error": str(err)},
+        )
+    if isinstance(err, ModemAsleepError):
+        return HomeAssistantError(translation_domain=DOMAIN, translation_key="modem_asleep")
+    if isinstance(err, NotRegisteredError):
+        return HomeAssistantError(translation_domain=DOMAIN, translation_key="not_registered")
+    if isinstance(err, AtCommandError):
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="command_failed",
+            translation_placeholders={"command": err.command, "final": err.final},
+        )
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="modem_error",
+        translation_placeholders={"error": str(err) or type(err).__name__},
+    )
+
+
+async def _guarded(awaitable: Awaitable[_T]) -> _T:
+    try:
+        return await awaitable
+    except (Sim7020Error, TimeoutError, OSError) as err:
+        raise _modem_error(err) from err
+
+
+def _handler(
+    hass: HomeAssistant, action: Callable[[Sim7020Manager, ServiceCall], Awaitable[ServiceResponse]]
+) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
+    async def handle(call: ServiceCall) -> ServiceResponse:
+        manager = _get_manager(hass, call)
+        return await _guarded(action(manager, call))
+
+    return handle
+
+
+async def _send(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
+    data = decode_payload(call.data[ATTR_PAYLOAD], call.data[ATTR_ENCODING])
+    wait: bool = call.data[ATTR_WAIT_RESPONSE]
+    if ATTR_CLIENT_ID in call.data:
+        reply = await manager.async_send_to_client(
+            call.data[ATTR_CLIENT_ID], data, wait_response=wait, response_timeout=call.data[ATTR_TIMEOUT]
+        )
+    else:
+        reply = await manager.async_send(
+            transport=call.data[ATTR_TRANSPORT],
+            protocol=call.data[ATTR_PROTOCOL],
+            host=call.data[ATTR_HOST],
+            port=call.data[ATTR_PORT],
+            data=data,
+            wait_response=wait,
+            response_timeout=call.data[ATTR_TIMEOUT],
+        )
+    result: dict[str, Any] = {"sent": len(data)}
+    if wait:
+        result["response"] = reply
+    return result
+
+
+async def _ping(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
+    replies = await manager.async_ping(call.data[ATTR_HOST], call.data[ATTR_COUNT])
+    return {"replies": [dataclasses.asdict(reply) for reply in replies]}
+
+
+async def _dns_lookup(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
+    return {"addresses": list(await manager.async_resolve(call.data[ATTR_HOSTNAME]))}
+
+
+async def _at_command(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
+    if not manager.entry.options.get(CONF_ALLOW_RAW_AT, False):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="raw_at_disabled",
+            translation_placeholders={"title": manager.entry.title},
+        )
+    return {"lines": list(await manager.async_command(call.data[ATTR_COMMAND]))}
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the integration's actions."""
+    hass.services.async_register(
+        DOMAIN, SERVICE_SEND, _handler(hass, _send), SEND_SCHEMA, supports_response=SupportsResponse.OPTIONAL
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_PING, _handler(hass, _ping), PING_SCHEMA, supports_response=SupportsResponse.ONLY
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_DNS_LOOKUP,
+        _handler(hass, _dns_lookup),
+        DNS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_AT_COMMAND,
+        _handler(hass, _at_command),
+        AT_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )

@@ -1,0 +1,221 @@
+"""Setup, unload, reload, the device, the repair issue, and availability driven by emulator faults."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_state_change_event
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.sim7020 import port_busy_issue_id
+from custom_components.sim7020.const import CONF_BAUDRATE, CONF_DEVICE, CONF_POLL_INTERVAL, DOMAIN
+from sim7020_core import LinkState
+from sim7020_core.emulator import Emulator
+
+from .common import IMEI, entity_id, state_of, wait_for
+from .conftest import EmulatedModem, SetupEntry
+
+
+async def test_setup_and_unload(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
+    """The entry loads, registers the modem as a device, and closes the modem on unload."""
+    entry = await setup_entry()
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, IMEI)})
+    assert device is not None
+    assert device.manufacturer == "SIMCOM_Ltd"
+    assert device.model == "SIM7020E"
+    assert device.sw_version == "1752B10SIM7020E"
+    assert device.name == "SIM7020E"
+    assert state_of(hass, "sensor", "registration") == "home"
+
+    modem = entry.runtime_data.modem
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert modem.state is LinkState.CLOSED
+    assert hass.states.get(entity_id(hass, "sensor", "registration")).state == STATE_UNAVAILABLE
+
+
+async def test_options_change_reloads(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
+    """Changing the options reloads the entry and hands the new poll interval to the library."""
+    entry = await setup_entry()
+    first = entry.runtime_data
+    hass.config_entries.async_update_entry(entry, options={CONF_POLL_INTERVAL: 15})
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data is not first
+    assert entry.runtime_data.modem.options.poll_interval == 15
+    assert first.modem.state is LinkState.CLOSED
+
+
+async def test_setup_retries_when_nothing_answers(hass: HomeAssistant) -> None:
+    """No modem behind the URL: the entry is retried later (ConfigEntryNotReady)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=IMEI, data={CONF_DEVICE: f"socket://127.0.0.1:{port}", CONF_BAUDRATE: 115200}
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert ir.async_get(hass).async_get_issue(DOMAIN, port_busy_issue_id(entry)) is None
+
+
+async def test_port_busy_raises_repair_issue(hass: HomeAssistant, modem: EmulatedModem) -> None:
+    """A port held by another program (ModemManager) gives a repair issue, cleared once the port opens."""
+    import serial
+
+    pty = await modem.emulator.start_pty()
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=IMEI, data={CONF_DEVICE: pty, CONF_BAUDRATE: 115200})
+    entry.add_to_hass(hass)
+    holder = await hass.async_add_executor_job(lambda: serial.Serial(pty, exclusive=True))
+    try:
+        await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await hass.async_add_executor_job(holder.close)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, port_busy_issue_id(entry))
+    assert issue is not None
+    assert issue.translation_key == "port_busy"
+    assert issue.translation_placeholders == {"device": pty, "title": entry.title}
+
+    # The other program let go: the retry succeeds and the issue disappears.
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert ir.async_get(hass).async_get_issue(DOMAIN, port_busy_issue_id(entry)) is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    # Removing the entry removes a leftover issue too.
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        port_busy_issue_id(entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="port_busy",
+        translation_placeholders={"device": pty, "title": entry.title},
+    )
+    await hass.config_entries.async_remove(entry.entry_id)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, port_busy_issue_id(entry)) is None
+
+
+async def test_signal_drop(hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem) -> None:
+    """A weaker signal shows up at the next poll (here a refresh of the coordinator)."""
+    entry = await setup_entry()
+    assert state_of(hass, "sensor", "signal_strength") == "-73"
+    modem.emulator.set_signal(csq=5)
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert state_of(hass, "sensor", "signal_strength") == "-103"
+
+
+async def test_detach_and_attach(hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem) -> None:
+    """Losing the network is a state, not an outage: entities stay available and show it."""
+    entry = await setup_entry()
+    assert state_of(hass, "binary_sensor", "attached") == "on"
+    modem.emulator.detach()
+    # The registration URC is pushed at once; the attach state follows at the next poll.
+    await wait_for(hass, lambda: state_of(hass, "sensor", "registration") != "home", "detach pushed")
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert state_of(hass, "binary_sensor", "attached") == "off"
+    assert state_of(hass, "binary_sensor", "pdn_active") == "off"
+    modem.emulator.attach()
+    await wait_for(hass, lambda: state_of(hass, "sensor", "registration") == "home", "attach pushed")
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert state_of(hass, "binary_sensor", "attached") == "on"
+
+
+async def test_psm_keeps_entities_available(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """In PSM the modem sleeps: entities keep their values and the PSM state says asleep."""
+    entry = await setup_entry()
+    assert state_of(hass, "sensor", "psm_state") == "awake"
+    modem.emulator.enter_psm()
+    await wait_for(hass, lambda: state_of(hass, "sensor", "psm_state") == "asleep", "PSM entered")
+    assert state_of(hass, "sensor", "signal_strength") == "-73"
+    assert state_of(hass, "binary_sensor", "pdn_active") != STATE_UNAVAILABLE
+    # A refresh while asleep reports the last status instead of waking the module.
+    coordinator = entry.runtime_data.coordinator
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    assert state_of(hass, "sensor", "psm_state") == "asleep"
+    modem.emulator.exit_psm()
+    await wait_for(hass, lambda: state_of(hass, "sensor", "psm_state") == "awake", "PSM left")
+
+
+async def test_reboot_goes_unavailable_and_back(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """A module reboot makes the entities unavailable while the library recovers, then they return."""
+    await setup_entry()
+    sensor = entity_id(hass, "sensor", "operator")
+    seen: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if new is not None:
+            seen.append(new.state)
+
+    unsub = async_track_state_change_event(hass, [sensor], record)
+    modem.emulator.reboot()
+    await wait_for(hass, lambda: STATE_UNAVAILABLE in seen, "unavailable during the reboot")
+    await wait_for(hass, lambda: hass.states.get(sensor).state == "CHN-UNICOM", "back after the reboot")
+    unsub()
+
+
+async def test_modem_gone_and_back(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """The link drops (modem gone): entities go unavailable; the library reconnects and they return."""
+    entry = await setup_entry()
+    port = int(modem.url.rsplit(":", 1)[1])
+    await modem.emulator.stop()
+    await wait_for(
+        hass, lambda: state_of(hass, "sensor", "operator") == STATE_UNAVAILABLE, "unavailable after the drop"
+    )
+    assert state_of(hass, "binary_sensor", "attached") == STATE_UNAVAILABLE
+    # A refresh meanwhile fails without touching the port (the library is reconnecting).
+    await entry.runtime_data.coordinator.async_refresh()
+    assert not entry.runtime_data.coordinator.last_update_success
+
+    replacement = Emulator(imei=IMEI, registration_delay=0.0)
+    await replacement.start_tcp("127.0.0.1", port)
+    try:
+        await wait_for(
+            hass, lambda: state_of(hass, "sensor", "operator") == "CHN-UNICOM", "back after reconnect"
+        )
+    finally:
+        await replacement.stop()
+
+
+async def test_home_assistant_stop_closes_the_modem(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
+    """When Home Assistant stops, the port is released (entries are not unloaded at shutdown)."""
+    entry = await setup_entry()
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.modem.state is LinkState.CLOSED
+
+
+async def test_setup_without_sim_retries(
+    hass: HomeAssistant, entry: MockConfigEntry, modem: EmulatedModem
+) -> None:
+    """A modem whose SIM is gone (+CME ERROR: 10) is retried later, with the reason in the log."""
+    modem.emulator.registry.register("+CPIN", lambda ctx, cmd: ctx.error(10), replace=True)
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert "SIM" in entry.reason
