@@ -1,0 +1,438 @@
+"""The MQTT bridge daemon: one :class:`ModemBridge` per configured modem, all in one process.
+
+Per modem, under ``<base_topic>/<modem id>/``:
+
+* ``availability``: ``online`` (retained, republished on every connect) / ``offline`` (the retained will);
+* ``state``: retained JSON of :meth:`ModemStatus.as_dict` plus ``link`` (the LinkState), ``modem_id`` and
+  ``info`` (identity), republished whenever it changes and on every connect;
+* ``cmd/<ping|dns|send|at>``: requests (see :mod:`.commands`);
+* Home Assistant device discovery (see :mod:`.discovery`), republished on HA's birth message;
+* routes (see :mod:`.routes`), durable through the sqlite queue in ``state_dir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import BridgeConfig, ModemConfig
+from ..exceptions import Sim7020Error
+from ..models import LinkState, ModemInfo, ModemStatus
+from .commands import CommandHandler
+from .discovery import discovery_payload, discovery_topic
+from .mqtt import IncomingMessage, MqttClient, MqttError
+from .queue import DurableQueue
+from .routes import Codec, RouteRunner
+
+_LOGGER = logging.getLogger(__name__)
+
+QUEUE_FILE = "queue.sqlite3"
+LOCK_FILE = "bridge.lock"
+#: Bound on opening a modem (initialisation and registration included); retried with backoff after.
+MODEM_CONNECT_TIMEOUT = 120.0
+MODEM_RETRY_MIN = 1.0
+MODEM_RETRY_MAX = 60.0
+#: Bound on closing a modem at shutdown.
+MODEM_CLOSE_TIMEOUT = 10.0
+#: Delay before republishing discovery and state after Home Assistant's birth message.
+HA_BIRTH_REPUBLISH_DELAY = 0.5
+#: Bound on waiting for the broker to acknowledge the final publishes at shutdown.
+SHUTDOWN_PUBLISH_TIMEOUT = 5.0
+
+ModemFactory = Callable[[ModemConfig], Awaitable[Any]]
+
+
+class BridgeError(Sim7020Error):
+    """The bridge cannot start (state directory locked, broker refused us …)."""
+
+
+def load_codecs() -> dict[str, Codec]:
+    """Payload codecs from the plugin system (built-ins plus third-party ``sim7020_register_codecs``)."""
+    from ..plugins import BUILTIN_CODECS, make_plugin_manager
+
+    codecs: dict[str, Codec] = dict(BUILTIN_CODECS)
+    try:
+        pm = make_plugin_manager()
+        for mapping in pm.hook.sim7020_register_codecs():
+            if mapping:
+                codecs.update(mapping)
+    except Sim7020Error as err:
+        _LOGGER.warning("plugins could not be loaded (%s); using the built-in codecs", err)
+    return codecs
+
+
+class EmulatedModemFactory:
+    """Opens configured modems; ``device: emulator`` starts a built-in emulated modem first (kept running)."""
+
+    def __init__(self) -> None:
+        self._emulators: dict[str, Any] = {}
+        self._urls: dict[str, str] = {}
+
+    async def __call__(self, modem_cfg: ModemConfig) -> Any:
+        from ..modem import Modem, ModemOptions
+
+        url = modem_cfg.device
+        if url == "emulator":
+            emu = self._emulators.get(modem_cfg.id)
+            if emu is None:
+                from ..emulator import Emulator
+
+                settings = dict(modem_cfg.options.get("emulator") or {})  # e.g. {hosts: {...}, imei: ...}
+                emu = Emulator(**settings)
+                host, port = await emu.start_tcp("127.0.0.1", 0)
+                self._urls[modem_cfg.id] = f"socket://{host}:{port}"
+                self._emulators[modem_cfg.id] = emu
+                _LOGGER.info("modem %s: built-in emulator on %s", modem_cfg.id, self._urls[modem_cfg.id])
+            url = self._urls[modem_cfg.id]
+        options = ModemOptions(poll_interval=modem_cfg.poll_interval)
+        modem = await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options)
+        if modem_cfg.apn and modem.status.apn != modem_cfg.apn:
+            await modem.set_apn(modem_cfg.apn)
+        return modem
+
+    def emulator(self, modem_id: str) -> Any:
+        """The built-in emulator of a modem (None when the modem is a real device)."""
+        return self._emulators.get(modem_id)
+
+    async def close(self) -> None:
+        """Stop the built-in emulators."""
+        for modem_id, emu in self._emulators.items():
+            try:
+                async with asyncio.timeout(MODEM_CLOSE_TIMEOUT):
+                    await emu.stop()
+            except TimeoutError:
+                _LOGGER.warning("modem %s: the built-in emulator did not stop in time", modem_id)
+        self._emulators.clear()
+
+
+class ModemBridge:
+    """Everything the bridge does for one modem: MQTT client, state, discovery, commands and routes."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        modem_cfg: ModemConfig,
+        *,
+        queue: DurableQueue,
+        codecs: Mapping[str, Codec],
+        modem_factory: ModemFactory,
+    ) -> None:
+        self.config = config
+        self.modem_cfg = modem_cfg
+        self.base = f"{config.mqtt.base_topic}/{modem_cfg.id}"
+        self.availability_topic = f"{self.base}/availability"
+        self.state_topic = f"{self.base}/state"
+        self.mqtt = MqttClient(
+            config.mqtt,
+            client_id=f"{config.mqtt.client_id}-{modem_cfg.id}",
+            will=(self.availability_topic, "offline"),
+        )
+        self.modem: Any = None
+        self._factory = modem_factory
+        self._codecs = codecs
+        self._ready = asyncio.Event()
+        self._modem_changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._published_discovery: str | None = None
+        self.commands = CommandHandler(
+            modem_getter=self._command_modem,
+            publish=self._publish_reply,
+            base=self.base,
+            allow_at=modem_cfg.at_commands,
+            codec=self._codecs.__getitem__,
+        )
+        self.routes = [
+            RouteRunner(route, host=self, mqtt=self.mqtt, queue=queue, codec=codecs[route.encoding])
+            for route in config.routes
+            if route.modem == modem_cfg.id
+        ]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Connect to the broker, then run the modem and routes in the background."""
+        self.mqtt.add_connect_handler(self._on_mqtt_connected)
+        for name, topic in self.commands.topics().items():
+            self.mqtt.subscribe(topic, functools.partial(self._on_command, name), qos=1)
+        if self.config.mqtt.discovery:
+            self.mqtt.subscribe(f"{self.config.mqtt.discovery_prefix}/status", self._on_ha_status, qos=1)
+        for route in self.routes:
+            route.start()
+        # The modem opens while we wait for the broker.
+        self._tasks.append(asyncio.create_task(self._run_modem(), name=f"modem-{self.modem_cfg.id}"))
+        try:
+            await self.mqtt.start()
+        except MqttError as err:
+            if "refused" in str(err):
+                raise BridgeError(str(err)) from None  # Bridge.start stops everything
+            _LOGGER.warning("%s; the bridge keeps retrying in the background", err)
+
+    async def stop(self) -> None:
+        """Stop routes and modem, publish ``offline`` and disconnect (queued data stays on disk)."""
+        for route in self.routes:
+            await route.stop()
+        await self.commands.close()
+        for task in [*self._tasks, *self._background]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        await self._close_modem()
+        if self.mqtt.connected:
+            fut = self.mqtt.publish(self.availability_topic, "offline", qos=1, retain=True)
+            with contextlib.suppress(TimeoutError, Sim7020Error):
+                async with asyncio.timeout(SHUTDOWN_PUBLISH_TIMEOUT):
+                    await fut
+        await self.mqtt.stop()
+
+    async def wait_ready(self) -> Any:
+        """The modem once it is connected and awake (routes wait here during reboots and PSM)."""
+        while True:
+            await self._ready.wait()
+            modem = self.modem
+            if modem is not None and modem.state is LinkState.READY:
+                return modem
+            self._ready.clear()
+
+    # ------------------------------------------------------------------ modem
+
+    async def _run_modem(self) -> None:
+        delay = MODEM_RETRY_MIN
+        while True:
+            self._publish_state(link=LinkState.CONNECTING.value)
+            try:
+                async with asyncio.timeout(MODEM_CONNECT_TIMEOUT):
+                    modem = await self._factory(self.modem_cfg)
+            except (Sim7020Error, TimeoutError, OSError) as err:
+                _LOGGER.warning(
+                    "modem %s: cannot open %s (%s); retrying in %.0f s",
+                    self.modem_cfg.id,
+                    self.modem_cfg.device,
+                    err,
+                    delay,
+                )
+                self._publish_state(link=LinkState.DISCONNECTED.value)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MODEM_RETRY_MAX)
+                continue
+            delay = MODEM_RETRY_MIN
+            self.modem = modem
+            _LOGGER.info(
+                "modem %s: %s %s (IMEI %s) ready",
+                self.modem_cfg.id,
+                modem.info.manufacturer,
+                modem.info.model,
+                modem.info.imei,
+            )
+            unsubscribe = modem.subscribe(self._on_modem_event)
+            self._on_modem_state(modem.state)
+            self._publish_discovery()
+            self._publish_state()
+            try:
+                await self._wait_closed(modem)
+            finally:
+                unsubscribe()
+                self._ready.clear()
+                for route in self.routes:
+                    route.modem_reset()
+                await self._close_modem(modem)  # also when cancelled (shutdown)
+            _LOGGER.warning("modem %s: session closed; reopening", self.modem_cfg.id)
+
+    async def _wait_closed(self, modem: Any) -> None:
+        while modem.state is not LinkState.CLOSED:
+            self._modem_changed.clear()
+            await self._modem_changed.wait()
+
+    async def _close_modem(self, modem: Any = None) -> None:
+        modem = modem or self.modem
+        self.modem = None
+        if modem is None:
+            return
+        try:
+            async with asyncio.timeout(MODEM_CLOSE_TIMEOUT):
+                await modem.close()
+        except (Sim7020Error, TimeoutError, OSError) as err:
+            _LOGGER.debug("modem %s: close failed: %s", self.modem_cfg.id, err)
+
+    def _on_modem_event(self, event: Any) -> None:
+        if event.kind == "reboot":
+            for route in self.routes:
+                route.modem_reset()
+        self._on_modem_state(event.state)
+        self._publish_state()
+
+    def _on_modem_state(self, state: LinkState) -> None:
+        if state is LinkState.READY:
+            self._ready.set()
+        else:
+            self._ready.clear()
+        self._modem_changed.set()
+
+    def _command_modem(self) -> Any:
+        modem = self.modem
+        if modem is None or modem.state is LinkState.CLOSED:
+            return None
+        return modem
+
+    # ------------------------------------------------------------------ MQTT side
+
+    def _fire(
+        self, topic: str, payload: str | bytes, *, retain: bool = True, correlation: bytes | None = None
+    ) -> None:
+        fut = self.mqtt.publish(
+            topic, payload, qos=self.config.mqtt.qos, retain=retain, correlation_data=correlation
+        )
+        fut.add_done_callback(_log_publish_failure)
+
+    def _publish_reply(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
+        self._fire(topic, payload, retain=False, correlation=correlation)
+
+    async def _on_mqtt_connected(self) -> None:
+        self._fire(self.availability_topic, "online")
+        self._publish_discovery(force=True)
+        self._publish_state()
+
+    def state_payload(self, *, link: str | None = None) -> dict[str, Any]:
+        """The retained state JSON: ModemStatus plus link state and identity."""
+        modem = self.modem
+        status: ModemStatus = modem.status if modem is not None else ModemStatus()
+        info: ModemInfo = modem.info if modem is not None else ModemInfo()
+        data = status.as_dict()
+        data["link"] = link or (modem.state.value if modem is not None else LinkState.CONNECTING.value)
+        data["modem_id"] = self.modem_cfg.id
+        data["info"] = info.as_dict()
+        data["updated"] = round(time.time(), 3)
+        return data
+
+    def _publish_state(self, *, link: str | None = None) -> None:
+        if not self.mqtt.connected:
+            return  # republished on connect
+        self._fire(self.state_topic, json.dumps(self.state_payload(link=link)))
+
+    def _publish_discovery(self, *, force: bool = False) -> None:
+        if not self.config.mqtt.discovery or not self.mqtt.connected:
+            return
+        info = self.modem.info if self.modem is not None else None
+        if info is None or not info.imei:
+            return  # wait for the identity: the unique ids derive from the IMEI
+        topic = discovery_topic(self.config.mqtt.discovery_prefix, self.modem_cfg.id, info)
+        payload = json.dumps(
+            discovery_payload(modem_id=self.modem_cfg.id, base=self.base, info=info, name=self.modem_cfg.name)
+        )
+        if not force and payload == self._published_discovery:
+            return
+        self._published_discovery = payload
+        self._fire(topic, payload)
+
+    def _on_ha_status(self, msg: IncomingMessage) -> None:
+        self.mqtt.ack(msg.mid, msg.qos)
+        if msg.payload.strip() == b"online":
+            _LOGGER.info("Home Assistant is online: republishing discovery and state")
+            task = asyncio.create_task(self._republish_after_birth())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _republish_after_birth(self) -> None:
+        await asyncio.sleep(HA_BIRTH_REPUBLISH_DELAY)
+        self._publish_discovery(force=True)
+        self._publish_state()
+
+    def _on_command(self, name: str, msg: IncomingMessage) -> None:
+        self.mqtt.ack(msg.mid, msg.qos)  # commands are not durable: a restarted bridge must not replay them
+        self.commands.handle(name, msg)
+
+
+def _log_publish_failure(fut: asyncio.Future[None]) -> None:
+    if fut.cancelled():
+        return
+    err = fut.exception()
+    if err is not None:
+        _LOGGER.warning("publish failed: %s", err)
+
+
+class Bridge:
+    """The whole bridge: every configured modem, one durable queue, one state directory.
+
+    :param config: the validated configuration
+    :param modem_factory: opens a modem for a :class:`ModemConfig` (default: :class:`EmulatedModemFactory`)
+    """
+
+    def __init__(self, config: BridgeConfig, *, modem_factory: ModemFactory | None = None) -> None:
+        self.config = config
+        self.queue = DurableQueue(config.state_dir / QUEUE_FILE)
+        self._own_factory = modem_factory is None
+        self.factory: Any = modem_factory or EmulatedModemFactory()
+        self.modems: list[ModemBridge] = []
+        self._lock_fd: int | None = None
+
+    async def start(self) -> None:
+        """Lock the state directory, open the queue and start every modem bridge."""
+        self._lock_state_dir(self.config.state_dir)
+        try:
+            await self.queue.open()
+            if self.queue.stats["recovered"]:
+                _LOGGER.info(
+                    "%d queued messages recovered from %s", self.queue.stats["recovered"], self.queue.path
+                )
+            codecs = load_codecs()
+            for modem_cfg in self.config.modems:
+                self.modems.append(
+                    ModemBridge(
+                        self.config, modem_cfg, queue=self.queue, codecs=codecs, modem_factory=self.factory
+                    )
+                )
+            for modem_bridge in self.modems:
+                await modem_bridge.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop everything cleanly; queued messages stay in the state directory."""
+        for modem_bridge in self.modems:
+            await modem_bridge.stop()
+        self.modems.clear()
+        if self._own_factory and hasattr(self.factory, "close"):
+            await self.factory.close()
+        await self.queue.close()
+        self._unlock_state_dir()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the log and tests."""
+        return {
+            "queue": dict(self.queue.stats),
+            "modems": {
+                m.modem_cfg.id: {
+                    "mqtt": dict(m.mqtt.stats),
+                    "commands": dict(m.commands.stats),
+                    "routes": {r.route.name: dict(r.stats) for r in m.routes},
+                }
+                for m in self.modems
+            },
+        }
+
+    def _lock_state_dir(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BridgeError(f"another bridge is using the state directory {state_dir}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock_state_dir(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None

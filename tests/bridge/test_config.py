@@ -1,0 +1,320 @@
+"""Bridge configuration: every broken file gives an error naming the file, the line and the key."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sim7020_core.config import (
+    BridgeConfig,
+    load_config,
+    summary,
+    topic_filter_error,
+    topic_matches,
+)
+from sim7020_core.exceptions import ConfigError
+
+VALID = """\
+mqtt:
+  host: 127.0.0.1
+  port: 1883
+  base_topic: sim7020
+state_dir: state
+modems:
+  - id: gw1
+    device: socket://127.0.0.1:7020
+routes:
+  - name: telemetry
+    modem: gw1
+    host: 127.0.0.1
+    port: 5683
+    uplink: sensors/+/telemetry
+    downlink: sim7020/gw1/downlink/telemetry
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "bridge.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def errors_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, known_transports=["native", "cip"])
+    return info.value.errors
+
+
+def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID), known_transports=["native"])
+    assert isinstance(config, BridgeConfig)
+    assert config.mqtt.port == 1883
+    assert config.mqtt.discovery_prefix == "homeassistant"
+    assert config.mqtt.protocol == "3.1.1"
+    assert config.state_dir == tmp_path / "state"
+    assert config.modems[0].baudrate == 115200
+    assert config.modems[0].at_commands is False
+    route = config.routes[0]
+    assert route.uplink == ("sensors/+/telemetry",)
+    assert (route.transport, route.protocol, route.encoding, route.qos) == ("native", "udp", "raw", 1)
+    assert "configuration is valid" in summary(config)
+
+
+def test_example_file_is_valid() -> None:
+    example = Path(__file__).parents[2] / "examples" / "bridge.yaml"
+    config = load_config(example, known_transports=["native"])
+    assert config.modems[0].device == "emulator"
+
+
+def test_secret_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "mqtt_pass: s3cret\n", "secrets.yaml")
+    monkeypatch.setenv("SIM7020_TEST_USER", "alice")
+    path = write(
+        tmp_path,
+        """\
+        mqtt:
+          username: !env SIM7020_TEST_USER
+          password: !secret mqtt_pass
+        modems:
+          - {id: gw1, device: emulator}
+        """,
+    )
+    config = load_config(path, known_transports=["native"])
+    assert (config.mqtt.username, config.mqtt.password) == ("alice", "s3cret")
+
+
+def test_env_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIM7020_UNSET_VAR", raising=False)
+    path = write(
+        tmp_path, "mqtt:\n  host: !env SIM7020_UNSET_VAR localhost\nmodems: [{id: a, device: emulator}]\n"
+    )
+    assert load_config(path, known_transports=["native"]).mqtt.host == "localhost"
+
+
+def test_tls_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("x")
+    path = write(tmp_path, "mqtt:\n  tls: {ca_certs: ca.pem}\nmodems: [{id: a, device: emulator}]\n")
+    tls = load_config(path, known_transports=["native"]).mqtt.tls
+    assert tls is not None
+    assert tls.ca_certs == str(tmp_path / "ca.pem")
+
+
+# (file text, expected error lines: "LINE: key: message fragment") — the file name is checked too.
+BROKEN: list[tuple[str, str, list[str | tuple[str, ...]]]] = [
+    ("empty file", "", ["1: (top level): the file is empty"]),
+    ("top level is a list", "- a\n- b\n", ["1: (top level): expected a mapping"]),
+    ("invalid yaml", "modems:\n  - id: gw1\n   device: x\n", ["3: invalid YAML"]),
+    ("no modems", "mqtt: {host: h}\n", ["1: modems: required key is missing"]),
+    ("empty modem list", "modems: []\n", ["1: modems: at least one modem is needed"]),
+    (
+        "modem without device",
+        "modems:\n  - id: gw1\n    baudrate: 9600\n",
+        ["2: modems[0].device: required key is missing"],
+    ),
+    ("bad modem id", "modems:\n  - id: gw 1\n    device: x\n", ["2: modems[0].id: 'gw 1' is not a valid id"]),
+    (
+        "duplicate modem ids",
+        "modems:\n  - id: gw1\n    device: a\n  - id: gw1\n    device: b\n",
+        ["4: modems[1].id: duplicate modem id 'gw1'"],
+    ),
+    (
+        "negative baudrate",
+        "modems:\n  - id: a\n    device: x\n    baudrate: -5\n",
+        ["4: modems[0].baudrate: baudrate must be a positive"],
+    ),
+    (
+        "port out of range",
+        "mqtt:\n  port: 70000\nmodems: [{id: a, device: x}]\n",
+        ["2: mqtt.port: port 70000 is out of range"],
+    ),
+    (
+        "port is text",
+        "mqtt:\n  port: abc\nmodems: [{id: a, device: x}]\n",
+        ["2: mqtt.port: expected a port number"],
+    ),
+    ("unknown key", "mqtt:\n  hots: x\nmodems: [{id: a, device: x}]\n", ["2: mqtt.hots: unknown key"]),
+    (
+        "bad protocol version",
+        "mqtt:\n  protocol: 4.0\nmodems: [{id: a, device: x}]\n",
+        ["2: mqtt.protocol: MQTT protocol must be 3.1.1 or 5"],
+    ),
+    ("bad qos", "mqtt:\n  qos: 3\nmodems: [{id: a, device: x}]\n", ["2: mqtt.qos: QoS must be 0, 1 or 2"]),
+    (
+        "wildcard in base topic",
+        "mqtt:\n  base_topic: sim/#\nmodems: [{id: a, device: x}]\n",
+        ["2: mqtt.base_topic: wildcards are not allowed"],
+    ),
+    (
+        "password without username",
+        "mqtt:\n  password: x\nmodems: [{id: a, device: x}]\n",
+        ["2: mqtt.password: a password needs a username"],
+    ),
+    (
+        "tls file missing",
+        "mqtt:\n  tls:\n    ca_certs: nope.pem\nmodems: [{id: a, device: x}]\n",
+        ["3: mqtt.tls.ca_certs: file not found"],
+    ),
+    (
+        "unset env",
+        "mqtt:\n  password: !env SIM7020_DEFINITELY_UNSET\n  username: u\nmodems: [{id: a, device: x}]\n",
+        [
+            "2: mqtt.password: !env SIM7020_DEFINITELY_UNSET: environment variable SIM7020_DEFINITELY_UNSET is not set"  # noqa: E501
+        ],
+    ),
+    (
+        "secret without secrets.yaml",
+        "mqtt:\n  username: u\n  password: !secret pw\nmodems: [{id: a, device: x}]\n",
+        ["3: mqtt.password: !secret pw: no secrets.yaml beside the configuration"],
+    ),
+    (
+        "duplicate key",
+        "mqtt:\n  host: a\n  host: b\nmodems: [{id: a, device: x}]\n",
+        ["3: mqtt.host: key appears twice"],
+    ),
+    (
+        "route to unknown modem",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw2\n    host: h\n    port: 1\n    uplink: a/b\n",  # noqa: E501
+        ["4: routes[0].modem: unknown modem 'gw2' (known: gw1)"],
+    ),
+    (
+        "route bad filter",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    host: h\n    port: 1\n    uplink: a/#/b\n",  # noqa: E501
+        ["7: routes[0].uplink: '#' must be a whole level at the end"],
+    ),
+    (
+        "route plus inside level",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    host: h\n    port: 1\n    uplink: [a/b, a+/c]\n",  # noqa: E501
+        ["7: routes[0].uplink[1]: '+' must be a whole level"],
+    ),
+    (
+        "route wildcard downlink",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    host: h\n    port: 1\n    downlink: a/+\n",  # noqa: E501
+        ["7: routes[0].downlink: wildcards are not allowed"],
+    ),
+    (
+        "route without host",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    port: 1\n    uplink: a/b\n",  # noqa: E501
+        ["3: routes[0]: host is missing"],
+    ),
+    (
+        "route host and listen",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    host: h\n    port: 1\n    listen_port: 5\n    uplink: a\n",  # noqa: E501
+        ["7: routes[0].listen_port: give either host/port or listen_port"],
+    ),
+    (
+        "route listen on udp",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    listen_port: 5000\n    uplink: a\n",  # noqa: E501
+        ["5: routes[0].listen_port: listening routes need protocol: tcp"],
+    ),
+    (
+        "route without topics",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    host: h\n    port: 1\n",
+        ["3: routes[0]: a route needs an uplink topic filter, a downlink topic, or both"],
+    ),
+    (
+        "route duplicate names",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - {name: r, modem: gw1, host: h, port: 1, uplink: a}\n"
+        "  - {name: r, modem: gw1, host: h, port: 2, uplink: b}\n",
+        ["4: routes[1].name: duplicate route name 'r'"],
+    ),
+    (
+        "route loop",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    host: h\n    port: 1\n"
+        "    uplink: 'sim7020/#'\n    downlink: sim7020/gw1/down\n",
+        ["8: routes[0].downlink: downlink topic 'sim7020/gw1/down' matches the route's own uplink filter"],
+    ),
+    (
+        "route unknown transport",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    transport: carrier-pigeon\n"  # noqa: E501
+        "    host: h\n    port: 1\n    uplink: a\n",
+        ["5: routes[0].transport: unknown transport 'carrier-pigeon' (available: cip, native)"],
+    ),
+    (
+        "route bad encoding and protocol",
+        "modems: [{id: gw1, device: x}]\nroutes:\n  - name: r\n    modem: gw1\n    protocol: sctp\n"
+        "    host: h\n    port: 1\n    uplink: a\n    encoding: rot13\n",
+        [
+            "5: routes[0].protocol: protocol must be udp or tcp",
+            "9: routes[0].encoding: encoding must be one of",
+        ],
+    ),
+    (
+        "state_dir is a file",
+        "state_dir: bridge.yaml\nmodems: [{id: a, device: x}]\n",
+        [("1: state_dir: ", "bridge.yaml exists and is not a directory")],
+    ),
+    (
+        "several errors at once",
+        "mqtt:\n  port: 0\nmodems:\n  - id: a\n    device: x\n    colour: red\n",
+        ["2: mqtt.port: port 0 is out of range", "6: modems[0].colour: unknown key"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in BROKEN], ids=[n for n, _, _ in BROKEN])
+def test_broken_config(tmp_path: Path, text: str, expected: list[str | tuple[str, ...]]) -> None:
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+    assert len(errors) == len(expected), errors
+    for error, fragment in zip(errors, expected, strict=True):
+        assert error.startswith(f"{path}:"), error
+        for part in fragment if isinstance(fragment, tuple) else (fragment,):
+            assert part in error, f"{part!r} not in {error!r}"
+
+
+def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sim7020_core.cli import main
+
+    good = write(tmp_path, VALID)
+    assert main(["check-config", "-c", str(good)]) == 0
+    assert "configuration is valid" in capsys.readouterr().out
+    bad = write(
+        tmp_path, "mqtt:\n  port: 0\nmodems:\n  - id: a\n    device: x\n    colour: red\n", "bad.yaml"
+    )
+    assert main(["check-config", "-c", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2: mqtt.port" in err
+    assert f"{bad}:6: modems[0].colour: unknown key" in err
+    assert "2 errors" in err
+
+
+_level = st.text(alphabet="ab+#/", min_size=0, max_size=6)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=5))
+def test_topic_matches_itself_and_hash(levels: list[str]) -> None:
+    topic = "/".join(levels)
+    assert topic_matches(topic, topic)
+    assert topic_matches("#", topic)
+    assert topic_matches("/".join(["+"] * len(levels)), topic)
+    assert not topic_matches("/".join(["+"] * (len(levels) + 1)), topic)
+
+
+@given(_level)
+def test_topic_filter_validation_never_crashes(text: str) -> None:
+    problem = topic_filter_error(text)
+    levels = text.split("/")
+    valid = bool(text) and all(
+        (("#" not in lv) or (lv == "#" and i == len(levels) - 1)) and (("+" not in lv) or lv == "+")
+        for i, lv in enumerate(levels)
+    )
+    assert (problem is None) == valid
+
+
+def test_bridge_cli_refuses_a_broken_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sim7020_core.cli import main
+
+    bad = write(tmp_path, "modems:\n  - id: a\n", "bad.yaml")
+    assert main(["bridge", "-c", str(bad)]) == 1
+    assert f"{bad}:2: modems[0].device: required key is missing" in capsys.readouterr().err
+
+
+def test_check_config_on_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sim7020_core.cli import main
+
+    assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 1
+    assert "nope.yaml: file not found" in capsys.readouterr().err
