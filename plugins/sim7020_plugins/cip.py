@@ -1,0 +1,538 @@
+"""The ``cip`` transport: SIM800-compatible multi-link TCP/UDP (``AT+CIPMUX=1``, six links; note chapter 6).
+
+Wire formats (application note 6.6-6.13, AT_NOTES 1.5):
+
+- bearer: ``AT+CIPMUX=1``, ``AT+CSTT``, ``AT+CIICR``, ``AT+CIFSR`` (the state machine of 6.11, see
+  :mod:`._cipcore`);
+- open: ``AT+CIPSTART=<n>,"TCP"|"UDP","<ip>",<port>`` → ``OK`` then ``<n>, CONNECT OK`` / ``CONNECT FAIL``,
+  with the recovery ladder of 6.13;
+- send: the fixed-length form ``AT+CIPSEND=<n>,<len>`` (binary safe: no Ctrl+Z), at most 1460 bytes per
+  command (TCP data is split; a larger UDP datagram is a PayloadError) → ``<n>, SEND OK`` or, with
+  ``quick_send=True`` (``AT+CIPQSEND=1``), ``DATA ACCEPT: <n>,<len>``; ``send(data, wait_ack=True)`` then
+  polls ``AT+CIPACK=<n>`` until the peer acknowledged everything (TCP);
+- receive: ``+RECEIVE,<n>,<len>:`` CRLF data (automatic), or with ``receive_mode="manual"``
+  (``AT+CIPRXGET=1``) the ``+CIPRXGET: 1,<n>`` arrival URC and ``AT+CIPRXGET=2,<n>,1460`` reads, paced by the
+  connection's free buffer space (flow control: nothing is lost);
+- close: ``AT+CIPCLOSE=<n>,<0 slow|1 quick>`` → ``<n>, CLOSE OK``; ``<n>, CLOSED`` when the peer closes;
+- server: ``AT+CIPSERVER=1,<port>`` → ``SERVER OK``; each client ``<n>, REMOTE IP: <ip>`` is a Connection;
+  ``AT+CIPSERVER=0`` → ``SERVER CLOSE``;
+- ``PDP DEACT`` (the context dropped) closes every link; the next open brings the bearer up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sim7020_core import const
+from sim7020_core.connection import Capabilities, Connection, Server, Transport
+from sim7020_core.exceptions import (
+    AtCommandError,
+    ConnectionClosedError,
+    PayloadError,
+    Sim7020Error,
+    SocketError,
+    UnsupportedError,
+)
+from sim7020_core.hookspecs import hookimpl
+
+from ._cipcore import CIPSEND_MAX, CIPSTATUS_TIMEOUT, SETTING_TIMEOUT, CipSession, session_for, split_link
+from ._common import check_ip, check_options, check_port, urc_fields
+
+if TYPE_CHECKING:
+    from sim7020_core.at.engine import AtEngine, Urc
+    from sim7020_core.modem import Modem
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Links of the multi-link mode (application note 6.1: six sockets, TCP or UDP).
+MAX_LINKS = 6
+#: Largest TCP payload one send() accepts (it is split into CIPSEND_MAX chunks).
+MAX_TCP_SEND = 64 * 1024
+#: Waiting for the peer to acknowledge quick-send data (``AT+CIPACK`` polled every ACK_POLL_INTERVAL).
+ACK_TIMEOUT = 60.0
+ACK_POLL_INTERVAL = 0.05
+#: Bytes asked per manual read (``AT+CIPRXGET=2,<n>,<len>``; the module's limit).
+RXGET_MAX = 1460
+
+_OPTIONS = frozenset({"quick_send", "receive_mode", "close_mode", "buffer_limit"})
+_SERVER_OPTIONS = frozenset({"receive_mode", "buffer_limit", "backlog"})
+
+
+def _check_receive_mode(receive_mode: object) -> None:
+    if receive_mode is not None and receive_mode not in ("auto", "manual"):
+        raise ValueError(f"receive_mode must be 'auto' or 'manual', not {receive_mode!r}")
+
+
+class CipConnection(Connection):
+    """A connection on one multi-link CIP link (``link`` is the module's ``<n>``, 0-5)."""
+
+    transport: CipTransport
+
+    def __init__(
+        self, transport: CipTransport, link: int, protocol: str, host: str, port: int, **kw: Any
+    ) -> None:
+        super().__init__(transport, protocol, host, port, **kw)
+        self.link = link
+        self.close_mode = 0  # slow close (CIPCLOSE=<n>,0, FIN) by default: the peer gets everything sent
+        self._rx_pending = False  # the module holds data for us (manual receive)
+        self._reading = False
+        self._peer_closed: ConnectionClosedError | None = None  # CLOSED came while the module held data
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} link {self.link}>"
+
+    async def send(self, data: bytes, *, wait_ack: bool = False, **options: Any) -> None:
+        """Send ``data``; with ``wait_ack=True`` wait until the peer acknowledged it (TCP).
+
+        :raises PayloadError: empty, a UDP datagram over 1460 bytes, TCP data over 64 KiB
+        :raises SocketError: ``SEND FAIL``, or the link closed meanwhile
+        """
+        await super().send(data, wait_ack=wait_ack, **options)
+
+    async def _do_send(self, data: bytes, **options: Any) -> None:
+        wait_ack = bool(options.pop("wait_ack", False))
+        check_options(self.transport_name, options, ())
+        if wait_ack and self.protocol != "tcp":
+            raise UnsupportedError("wait_ack needs a TCP connection (UDP data is never acknowledged)")
+        if self.protocol == "udp" and len(data) > CIPSEND_MAX:
+            raise PayloadError(f"UDP datagram of {len(data)} bytes is larger than {CIPSEND_MAX} bytes")
+        if len(data) > MAX_TCP_SEND:
+            raise PayloadError(
+                f"TCP payload of {len(data)} bytes is larger than {MAX_TCP_SEND} bytes per send"
+            )
+        for start in range(0, len(data), CIPSEND_MAX):
+            chunk = data[start : start + CIPSEND_MAX]
+            self._check_open()
+            try:
+                await self.transport.engine.command(
+                    f"AT+CIPSEND={self.link},{len(chunk)}",
+                    data=chunk,
+                    timeout=const.CIPSEND_TIMEOUT,
+                    priority=const.Priority.LOW,
+                )
+            except AtCommandError as exc:
+                if self.closed:
+                    raise self._closed_error() from exc
+                raise SocketError(
+                    f"{self!r}: the module could not send {len(chunk)} bytes: {exc.final}"
+                ) from exc
+        if wait_ack:
+            await self.wait_acked()
+
+    async def ack_status(self) -> tuple[int, int, int]:
+        """``AT+CIPACK=<n>``: bytes sent, acknowledged by the peer, and not acknowledged yet."""
+        self._check_open()
+        resp = await self.transport.engine.command(f"AT+CIPACK={self.link}", timeout=SETTING_TIMEOUT)
+        for line in resp.lines:
+            if line.startswith("+CIPACK"):
+                fields = urc_fields(line)[-3:]
+                if len(fields) == 3 and all(f.isdigit() for f in fields):
+                    return int(fields[0]), int(fields[1]), int(fields[2])
+        raise SocketError(f"{self!r}: no +CIPACK line in the answer {resp.lines!r}")
+
+    async def wait_acked(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - public API
+        """Poll ``AT+CIPACK`` until the peer acknowledged everything sent (TCP).
+
+        :raises SocketError: data still unacknowledged after ``timeout`` (default :data:`ACK_TIMEOUT`)
+        """
+        limit = ACK_TIMEOUT if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    _, _, nack = await self.ack_status()
+                    if nack == 0:
+                        return
+                    await asyncio.sleep(ACK_POLL_INTERVAL)
+        except TimeoutError:
+            raise SocketError(f"{self!r}: data not acknowledged by the peer within {limit:g} s") from None
+
+    async def _do_close(self) -> None:
+        await self.transport._close_link(self.link, self.close_mode)
+
+    def _on_consumed(self) -> None:
+        if self._rx_pending:
+            self.transport._schedule_read(self)
+
+
+class CipServer(Server):
+    """The module's TCP server (``AT+CIPSERVER=1,<port>``); clients take free links."""
+
+    transport: CipTransport
+
+    async def accept(self, timeout: float | None = None) -> Connection:  # noqa: ASYNC109 - public API
+        """Return the next client (see :meth:`Server.accept`); its ``remote_port`` is read with AT+CIPSTATUS
+        (``<n>, REMOTE IP: <ip>`` names only the address)."""
+        conn = await super().accept(timeout)
+        if isinstance(conn, CipConnection) and not conn.remote_port and not conn.closed:
+            try:
+                conn.remote_port = await self.transport._remote_port(conn.link) or 0
+            except Sim7020Error as exc:
+                _LOGGER.debug("AT+CIPSTATUS for the port of %r failed: %s", conn, exc)
+        return conn
+
+    async def _do_close(self) -> None:
+        await self.transport._stop_server()
+
+
+class CipTransport(Transport):
+    """SIM800-compatible multi-link TCP/UDP: six links, binary safe (fixed-length CIPSEND), one TCP server.
+
+    Options of :meth:`open_connection`:
+
+    - ``quick_send``: True → ``AT+CIPQSEND=1`` (``DATA ACCEPT`` instead of waiting for ``SEND OK``;
+      module-wide);
+    - ``receive_mode``: ``"auto"`` (``+RECEIVE`` URCs, default) or ``"manual"`` (``AT+CIPRXGET=1``, read as
+      the owner consumes: flow control; a peer's close is reported once what the module held was read);
+      module-wide, changed only while no link is open;
+    - ``close_mode``: ``"slow"`` (default: FIN, the peer gets all data) or ``"quick"`` (RST) for
+      :meth:`Connection.close`;
+    - ``buffer_limit``: bytes queued for the owner.
+    """
+
+    name = "cip"
+    capabilities = Capabilities(
+        max_connections=MAX_LINKS,
+        server=True,
+        binary_safe=True,
+        acknowledged_send=True,
+        peer_addressing=False,
+        protocols=frozenset({"udp", "tcp"}),
+        max_payload=MAX_TCP_SEND,
+    )
+
+    def __init__(self, modem: Modem) -> None:
+        super().__init__(modem)
+        self._links: dict[int, CipConnection] = {}
+        self._server: CipServer | None = None
+        self._server_kw: dict[str, Any] = {}
+        self._installed_on: AtEngine | None = None
+        self._removers: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self.quick_send = False
+        self.receive_mode = "auto"
+
+    @property
+    def session(self) -> CipSession:
+        return session_for(self.modem)
+
+    @property
+    def engine(self) -> AtEngine:
+        """The modem's AT engine, with this transport's URC handlers installed."""
+        engine = self.modem.engine
+        if engine is not self._installed_on:
+            self._uninstall()
+            self._removers = [engine.add_urc_handler("+RECEIVE", self._on_receive)]
+            self._removers += [engine.add_urc_handler(f"{n},", self._on_link_urc) for n in range(MAX_LINKS)]
+            self._removers += [
+                engine.add_urc_handler("+CIPRXGET: 1", self._on_rx_ready),
+                engine.add_urc_handler("+PDP: DEACT", self._on_pdp_deact),
+                engine.add_urc_handler("PDP DEACT", self._on_pdp_deact),
+            ]
+            self._installed_on = engine
+        return engine
+
+    def _uninstall(self) -> None:
+        while self._removers:
+            self._removers.pop()()
+        self._installed_on = None
+
+    # ------------------------------------------------------------------ opening
+
+    async def open_connection(self, protocol: str, ip: str, port: int, **options: Any) -> CipConnection:
+        """Open a TCP or UDP link (see the class docstring for options).
+
+        :raises SocketError: all six links are in use, the CIP layer is held by another transport, or the
+            module could not connect (after the recovery ladder of note 6.13)
+        """
+        proto = self.check_protocol(protocol)
+        addr = check_ip(ip)
+        check_port(port)
+        check_options(self.name, options, _OPTIONS)
+        _check_receive_mode(options.get("receive_mode"))
+        close_mode = options.pop("close_mode", "slow")
+        if close_mode not in ("quick", "slow"):
+            raise ValueError(f"close_mode must be 'quick' or 'slow', not {close_mode!r}")
+        kw = {"buffer_limit": options.pop("buffer_limit")} if "buffer_limit" in options else {}
+        async with self._lock:
+            link = self._free_link()
+            self.engine  # noqa: B018 - installs the URC handlers before anything can arrive
+            await self.session.acquire(self.name, 1)
+            try:
+                await self._apply_settings(**options)
+                conn = CipConnection(self, link, proto, str(addr), port, **kw)
+                conn.close_mode = 1 if close_mode == "quick" else 0
+                self._links[link] = conn
+                try:
+                    await self.session.start(
+                        link,
+                        proto,
+                        str(addr),
+                        port,
+                        others_open=len(self._links) > 1 or self._server is not None,
+                    )
+                except BaseException:
+                    self._links.pop(link, None)
+                    conn._set_closed(SocketError(f"cannot connect to {addr}:{port}"))
+                    raise
+            except BaseException:
+                self.session.release()
+                raise
+        self._register(conn)
+        return conn
+
+    def _free_link(self) -> int:
+        for n in range(MAX_LINKS):
+            if n not in self._links:
+                return n
+        ids = ", ".join(f"{n}: {c!r}" for n, c in sorted(self._links.items()))
+        raise SocketError(f"all {MAX_LINKS} CIP links are in use ({ids}); close one first")
+
+    async def _apply_settings(self, quick_send: bool | None = None, receive_mode: str | None = None) -> None:
+        engine = self.engine
+        _check_receive_mode(receive_mode)
+        if quick_send is not None and bool(quick_send) != self.quick_send:
+            await engine.command(f"AT+CIPQSEND={int(bool(quick_send))}", timeout=SETTING_TIMEOUT)
+            self.quick_send = bool(quick_send)
+        if receive_mode is not None and receive_mode != self.receive_mode:
+            if self._links or self._server is not None:
+                raise SocketError(
+                    f"receive_mode {receive_mode!r} can only change while no CIP link is open "
+                    f"(links in use: {sorted(self._links)})"
+                )
+            await engine.command(
+                f"AT+CIPRXGET={1 if receive_mode == 'manual' else 0}", timeout=SETTING_TIMEOUT
+            )
+            self.receive_mode = receive_mode
+
+    async def listen(self, port: int, **options: Any) -> CipServer:
+        """Start the module's TCP server on ``port`` (``AT+CIPSERVER=1,<port>`` → ``SERVER OK``).
+
+        :raises SocketError: a server is already running, or the module refused
+        """
+        check_port(port)
+        check_options(self.name, options, _SERVER_OPTIONS)
+        _check_receive_mode(options.get("receive_mode"))
+        backlog = options.pop("backlog", None)
+        buffer_limit = options.pop("buffer_limit", None)
+        async with self._lock:
+            if self._server is not None:
+                raise SocketError("the module already runs its one CIP TCP server (close it first)")
+            self.engine  # noqa: B018
+            await self.session.acquire(self.name, 1)
+            try:
+                await self._apply_settings(**options)
+                await self.engine.command(
+                    f"AT+CIPSERVER=1,{port}", after_ok=True, final=("SERVER OK",), timeout=SETTING_TIMEOUT
+                )
+            except BaseException as exc:
+                self.session.release()
+                if isinstance(exc, AtCommandError):
+                    raise SocketError(f"cannot listen on TCP port {port}: {exc.final}") from exc
+                raise
+            self._server = CipServer(self, port, **({"backlog": backlog} if backlog else {}))
+            self._server_kw = {"buffer_limit": buffer_limit} if buffer_limit else {}
+        self.servers.append(self._server)
+        return self._server
+
+    async def _remote_port(self, link: int) -> int | None:
+        """The peer port of ``link`` from the ``C: <n>,<bearer>,"TCP","<ip>","<port>","<state>"`` lines."""
+        resp = await self.engine.command(
+            "AT+CIPSTATUS",
+            until_urc="C:",
+            urc_count=MAX_LINKS,
+            partial_urcs=True,
+            timeout=SETTING_TIMEOUT,
+            urc_timeout=CIPSTATUS_TIMEOUT,
+        )
+        for line in resp.urcs:
+            fields = urc_fields(line)
+            if len(fields) >= 5 and fields[0] == str(link) and fields[4].isdigit():
+                return int(fields[4])
+        return None
+
+    # ------------------------------------------------------------------ closing
+
+    async def _close_link(self, link: int, mode: int) -> None:
+        conn = self._links.pop(link, None)
+        if conn is not None:
+            self.session.release()
+        try:
+            await self.engine.command(f"AT+CIPCLOSE={link},{mode}", timeout=const.CIPCLOSE_TIMEOUT)
+        except AtCommandError:
+            _LOGGER.debug("AT+CIPCLOSE=%d: the link was already closed", link)
+
+    async def _stop_server(self) -> None:
+        if self._server is None:
+            return
+        self._server = None
+        self.session.release()
+        try:
+            await self.engine.command(
+                "AT+CIPSERVER=0", after_ok=True, final=("SERVER CLOSE",), timeout=SETTING_TIMEOUT
+            )
+        except AtCommandError:
+            _LOGGER.debug("AT+CIPSERVER=0: no server was running")
+
+    def _drop(self, link: int, error: SocketError) -> None:
+        conn = self._links.pop(link, None)
+        if conn is not None:
+            self.session.release()
+            conn._set_closed(error)
+
+    def _forget(self, connection: Connection) -> None:
+        super()._forget(connection)
+        if isinstance(connection, CipConnection) and self._links.get(connection.link) is connection:
+            del self._links[connection.link]
+            self.session.release()
+
+    def _forget_server(self, server: Server) -> None:
+        super()._forget_server(server)
+        if server is self._server:
+            self._server = None
+            self.session.release()
+
+    async def on_modem_reset(self) -> None:
+        """The module rebooted: every link, the server and the bearer are gone."""
+        for link in list(self._links):
+            self._drop(link, ConnectionClosedError("the module was reset"))
+        if self._server is not None:
+            server, self._server = self._server, None
+            server._set_closed(ConnectionClosedError("the module was reset"))
+        self.session.reset()
+        self.quick_send = False
+        self.receive_mode = "auto"
+
+    async def on_psm(self, entered: bool) -> None:
+        """Without RETENTION the CIP links do not survive PSM (the layer resets as after a reboot)."""
+        if entered and not await self._retained():
+            await self.on_modem_reset()
+
+    async def _retained(self) -> bool:
+        native = getattr(self.modem, "_transports", {}).get("native")
+        return bool(getattr(native, "retention", False))
+
+    async def close(self) -> None:
+        await super().close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._uninstall()
+
+    # --------------------------------------------------------------------- URCs
+
+    def _on_receive(self, urc: Urc) -> None:
+        fields = urc_fields(urc.line.replace("+RECEIVE,", "+RECEIVE:", 1))
+        if not fields or not fields[0].isdigit() or urc.payload is None:
+            _LOGGER.debug("ignoring malformed %r", urc.line)
+            return
+        conn = self._links.get(int(fields[0]))
+        if conn is not None:
+            conn._feed(urc.payload)
+        else:
+            _LOGGER.debug("ignoring %r: link %s is not ours", urc.line, fields[0])
+
+    def _on_link_urc(self, urc: Urc) -> None:
+        link, text = split_link(urc.line)
+        if link is None:
+            return
+        upper = text.upper()
+        if upper == "CLOSED":
+            error = ConnectionClosedError(f"link {link} closed by the peer")
+            conn = self._links.get(link)
+            if conn is not None and (conn._rx_pending or conn._reading):
+                # manual receive: what the module still holds is read first (at the owner's pace), then
+                # the close is reported, so nothing that arrived before it is lost
+                conn._peer_closed = error
+                self._schedule_read(conn)
+            else:
+                self._drop(link, error)
+        elif upper.startswith("REMOTE IP:"):
+            self._accept(link, text.partition(":")[2].strip())
+        elif upper in ("SEND FAIL", "CONNECT FAIL"):
+            _LOGGER.debug("late %r", urc.line)
+
+    def _accept(self, link: int, ip: str) -> None:
+        server = self._server
+        conn = CipConnection(self, link, "tcp", ip, 0, **self._server_kw)
+        if server is None or server.closed:
+            _LOGGER.debug("client %s on link %d without a server: closing it", ip, link)
+            self._spawn(self._close_link(link, 1))
+            return
+        self._links[link] = conn
+        self.session.users += 1
+        self._register(conn)
+        if not server._accepted(conn):
+            self._spawn(self._close_link(link, 1))
+            conn._set_closed(ConnectionClosedError("the server's accept queue is full"))
+
+    def _on_pdp_deact(self, urc: Urc) -> None:
+        for link in list(self._links):
+            self._drop(link, SocketError(f"the PDP context was deactivated ({urc.line})"))
+        if self._server is not None:
+            server, self._server = self._server, None
+            self.session.release()
+            server._set_closed(SocketError(f"the PDP context was deactivated ({urc.line})"))
+        self.session.bearer_up = False
+
+    def _on_rx_ready(self, urc: Urc) -> None:
+        fields = urc_fields(urc.line)
+        if len(fields) < 2 or not fields[1].isdigit():
+            return
+        conn = self._links.get(int(fields[1]))
+        if conn is not None:
+            conn._rx_pending = True
+            self._schedule_read(conn)
+
+    # ---------------------------------------------------------------- manual rx
+
+    def _schedule_read(self, conn: CipConnection) -> None:
+        if conn._reading or conn.closed:
+            return
+        if conn._peer_closed is not None and not conn._rx_pending:
+            if self._links.get(conn.link) is conn:
+                self._drop(conn.link, conn._peer_closed)
+            return
+        conn._reading = True
+        self._spawn(self._read_all(conn))
+
+    async def _read_all(self, conn: CipConnection) -> None:
+        """Read what the module holds for ``conn`` while its buffer has room (flow control)."""
+        try:
+            while conn._rx_pending and not conn.closed:
+                room = min(RXGET_MAX, conn.buffer_space())
+                if room <= 0:
+                    return  # resumed by _on_consumed
+                resp = await self.engine.command(
+                    f"AT+CIPRXGET=2,{conn.link},{room}", timeout=SETTING_TIMEOUT, priority=const.Priority.LOW
+                )
+                left = 0
+                for line in resp.lines:
+                    if line.startswith("+CIPRXGET: 2"):
+                        fields = urc_fields(line)
+                        left = int(fields[-1]) if fields and fields[-1].isdigit() else 0
+                for payload in resp.payloads:
+                    conn._feed(payload)
+                conn._rx_pending = left > 0
+        except Sim7020Error as exc:
+            _LOGGER.debug("manual read on %r failed: %s", conn, exc)
+            conn._rx_pending = False
+        finally:
+            conn._reading = False
+            if conn._peer_closed is not None and not conn._rx_pending and self._links.get(conn.link) is conn:
+                self._drop(conn.link, conn._peer_closed)
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+@hookimpl
+def sim7020_register_transports() -> list[type[Transport]]:
+    """The cip transport."""
+    return [CipTransport]
