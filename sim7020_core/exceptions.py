@@ -73,11 +73,30 @@ class ModemAsleepError(Sim7020Error):
     """The module is in PSM and the caller asked not to wait for it to wake."""
 
 
+class CommandInterruptedError(Sim7020Error):
+    """The command was in flight when the module rebooted or fell asleep in PSM: no answer will come.
+
+    Raised at once (instead of after the command's timeout); whether the command took effect is unknown.
+    """
+
+    def __init__(self, command: str, reason: str) -> None:
+        self.command = command
+        self.reason = reason
+        super().__init__(f"{command!r} interrupted: {reason}")
+
+
+class DataModeError(Sim7020Error):
+    """An AT command was asked for while the link carries a transparent-mode connection's data.
+
+    Escape first (``TransparentConnection.escape()``), or wait until the connection is closed.
+    """
+
+
 class CommandNotAllowedError(Sim7020Error):
     """A raw AT command would break the driver's session (ATE1, AT+IPR, AT+CFUN …) and was refused."""
 
 
-class ConnectionError_(Sim7020Error):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+class ConnectionError_(Sim7020Error):
     """Base for errors on a data connection."""
 
 
@@ -138,10 +157,12 @@ __all__ = [
     "AtCommandError",
     "AtTimeoutError",
     "CmeError",
+    "CommandInterruptedError",
     "CommandNotAllowedError",
     "ConfigError",
     "ConnectionClosedError",
     "ConnectionError_",
+    "DataModeError",
     "ModemAsleepError",
     "NotRegisteredError",
     "PayloadError",

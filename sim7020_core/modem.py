@@ -47,7 +47,9 @@ from .const import Priority
 from .exceptions import (
     AtCommandError,
     AtTimeoutError,
+    CommandInterruptedError,
     CommandNotAllowedError,
+    DataModeError,
     ModemAsleepError,
     NotRegisteredError,
     Sim7020Error,
@@ -921,6 +923,8 @@ class Modem:
             return
         if entered:
             self._awake.clear()
+            # the UART stops answering: a command written just before will never get its answer
+            self.engine.abort_pending("the module entered PSM")
             self._set_state(LinkState.ASLEEP, "entered PSM")
         else:
             self._awake.set()
@@ -939,6 +943,8 @@ class Modem:
         """``RDY`` / ``+CPIN: READY`` with nobody waiting for it: the module may have rebooted."""
         if self._init_lock.locked() or self.state not in (LinkState.READY, LinkState.ASLEEP):
             return
+        if urc.line.strip() == "RDY":  # only a boot prints RDY: what was in flight will never be answered
+            self.engine.abort_pending("the module rebooted (RDY)")
         _LOGGER.info("boot URC %r: checking whether the module rebooted", urc.line)
         self._spawn(self._check_reboot(f"boot message {urc.line!r}"))
 
@@ -1039,7 +1045,12 @@ class Modem:
         """Background traffic (watchdog, polling) only on a ready module that may not sleep: UART
         traffic keeps a module awake, so with PSM enabled the module is left alone (commands that go
         unanswered still count as watchdog failures)."""
-        return self.state is LinkState.READY and not self._init_lock.locked() and not self.status.psm.enabled
+        return (
+            self.state is LinkState.READY
+            and not self._init_lock.locked()
+            and not self.status.psm.enabled
+            and not self.engine.in_data_mode  # the line carries a transparent connection's bytes
+        )
 
     async def _watchdog_loop(self, interval: float) -> None:
         while True:
@@ -1052,6 +1063,9 @@ class Modem:
             lost = await self._settings_lost()
         except (AtTimeoutError, TransportError) as err:
             _LOGGER.debug("watchdog probe failed: %s", err)  # counted by _cmd
+            return
+        except (DataModeError, CommandInterruptedError) as err:  # data mode began / PSM or reboot meanwhile
+            _LOGGER.debug("watchdog probe skipped: %s", err)
             return
         if lost:
             self._spawn(self._check_reboot("settings lost"))

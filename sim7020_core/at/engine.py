@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING
 
 from .. import const
 from ..const import Priority
-from ..exceptions import AtCommandError, AtTimeoutError, CmeError, Sim7020Error, TransportError
+from ..exceptions import (
+    AtCommandError,
+    AtTimeoutError,
+    CmeError,
+    CommandInterruptedError,
+    DataModeError,
+    TransportError,
+)
 from .parser import AtParser, Event, Garbage, Payload, PayloadRule, Prompt
 
 if TYPE_CHECKING:
@@ -491,10 +498,13 @@ class AtEngine:
         if rest:
             on_data(rest)
 
-    def leave_data_mode(self) -> None:
-        """Parse received bytes as AT answers again."""
+    def leave_data_mode(self, rest: bytes = b"") -> None:
+        """Parse received bytes as AT answers again, starting with ``rest``: bytes a data-mode receiver got
+        that belong to the module, not to the data (e.g. what follows ``CLOSED`` in the same read)."""
         self._data_cb = None
         self._skip_lf = False
+        if rest:
+            self._data_received(rest)
 
     async def write_raw(self, data: bytes) -> None:
         """Write ``data`` as is (data mode, escape sequences)."""
@@ -568,6 +578,22 @@ class AtEngine:
             raise AtTimeoutError(pending.command, limit)
         return pending.future.result()
 
+    def abort_pending(self, reason: str) -> bool:
+        """Fail the command in flight at once with :class:`CommandInterruptedError` (the module rebooted or
+        entered PSM, so no answer will come). Returns False when no command was waiting.
+
+        The stream stays in step: nothing more is expected for that command, and an incomplete binary
+        payload is abandoned. Completion-URC waits (``until_urc``) of finished commands are not touched.
+        """
+        pending = self._pending
+        if pending is None or pending.future.done():
+            return False
+        self._pending = None
+        pending.future.set_exception(CommandInterruptedError(pending.command, reason))
+        self._parser.abandon_payload()
+        _LOGGER.info("%r interrupted: %s", pending.command, reason)
+        return True
+
     def _unstick_payload(self) -> None:
         """A binary header announced more data than came: let the parser read on as text."""
         if self._parser.abandon_payload():
@@ -625,7 +651,7 @@ class AtEngine:
         if urc_count < 1:
             raise ValueError(f"urc_count must be at least 1, not {urc_count}")
         if self._data_cb is not None:
-            raise Sim7020Error(f"cannot send {command!r}: the link is in transparent data mode")
+            raise DataModeError(f"cannot send {command!r}: the link is in transparent data mode")
         limit = const.DEFAULT_TIMEOUT if timeout is None else timeout
         name = command_name(command)
         defaults = DEFAULT_FINALS.get(name, ())
@@ -639,7 +665,7 @@ class AtEngine:
             link = self._require_link()
             await self._settle_stale()
             if self._data_cb is not None:
-                raise Sim7020Error(f"cannot send {command!r}: the link is in transparent data mode")
+                raise DataModeError(f"cannot send {command!r}: the link is in transparent data mode")
             if until_urc is not None:
                 collector = _Collector(until_urc, urc_count, loop.create_future(), urc_filter)
                 self._collectors.append(collector)

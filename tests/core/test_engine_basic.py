@@ -7,7 +7,13 @@ import asyncio
 import pytest
 
 from sim7020_core.at import AtEngine, Priority, Urc
-from sim7020_core.exceptions import AtCommandError, AtTimeoutError, CmeError, TransportError
+from sim7020_core.exceptions import (
+    AtCommandError,
+    AtTimeoutError,
+    CmeError,
+    CommandInterruptedError,
+    TransportError,
+)
 from tests.fakes.fake_modem import Pause
 
 
@@ -526,3 +532,17 @@ async def test_cifsr_error_still_raises(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CIFSR", ["ERROR"])
     with pytest.raises(AtCommandError):
         await engine.command("AT+CIFSR", timeout=2.0)
+
+
+async def test_abort_pending_fails_the_command_at_once_and_the_next_one_works(
+    engine: AtEngine, fake_modem
+) -> None:
+    fake_modem.reply_to("AT+CSQ", ["+CSQ: 20,0", "OK"])
+    fake_modem.never_answer("AT+CGATT?")
+    task = asyncio.create_task(engine.command("AT+CGATT?", timeout=30))
+    await asyncio.sleep(0.05)
+    assert engine.abort_pending("the module rebooted")
+    with pytest.raises(CommandInterruptedError, match=r"AT\+CGATT\?.*rebooted"):
+        await asyncio.wait_for(task, 2)
+    assert not engine.abort_pending("nothing in flight")
+    assert (await engine.command("AT+CSQ", timeout=2)).lines == ["+CSQ: 20,0"]

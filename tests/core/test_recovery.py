@@ -16,6 +16,7 @@ from sim7020_core.connection import Capabilities, Connection, Transport
 from sim7020_core.emulator import Emulator, PsmTimings
 from sim7020_core.exceptions import (
     AtTimeoutError,
+    CommandInterruptedError,
     ModemAsleepError,
     SimError,
     TransportError,
@@ -117,17 +118,38 @@ async def test_reboot_mid_command_is_detected_and_reinitialised(emulator: Emulat
         log = EventLog(modem)
         if in_flight:
             emulator.drop_next_response()  # the module takes the command and reboots before answering
-        task = asyncio.create_task(modem.command("AT+CGATT?", timeout=0.3))
+        task = asyncio.create_task(modem.command("AT+CGATT?", timeout=30 if in_flight else 0.3))
         if in_flight:
             await asyncio.sleep(0.05)
         emulator.reboot()  # (not in flight: the booting module drops the command)
-        with pytest.raises(AtTimeoutError):
-            await task
+        if in_flight:  # RDY tells the driver at once: no waiting out the command's 30 s timeout
+            with pytest.raises(CommandInterruptedError, match="rebooted"):
+                await asyncio.wait_for(task, 3)
+        else:
+            with pytest.raises((AtTimeoutError, CommandInterruptedError)):
+                await task
         await log.wait_for(ready_after(log, "reboot"))
         assert log.states() == ["recovering", "ready"]
         assert "RDY" in next(e for e in log.events if e.kind == "reboot").reason
         assert emulator.state.echo is False  # ATE0 sent again
         assert await modem.command("AT+CMEE?") == ["+CMEE: 1"]
+        assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
+
+
+async def test_entering_psm_fails_the_command_in_flight_at_once(emulator: Emulator) -> None:
+    """+CPSMSTATUS: "ENTER PSM" while a command waits: the sleeping UART will never answer it."""
+    async with await connect(emulator) as modem:
+        emulator.drop_next_response()
+        task = asyncio.create_task(modem.command("AT+CGATT?", timeout=30))
+        await asyncio.sleep(0.05)
+        emulator.enter_psm()
+        with pytest.raises(CommandInterruptedError, match="PSM"):
+            await asyncio.wait_for(task, 3)
+        assert modem.state is LinkState.ASLEEP
+        emulator.exit_psm()
+        async with asyncio.timeout(3):
+            while modem.state is not LinkState.READY:
+                await asyncio.sleep(0.02)
         assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
 
 
