@@ -206,3 +206,30 @@ def test_find_close_marker_finds_the_module_line(data: bytes, marker: bytes, tai
 @given(data=_no_marker)
 def test_find_close_marker_ignores_plain_data(data: bytes) -> None:
     assert find_close_marker(data) is None
+
+
+async def test_watchdog_survives_data_mode_and_still_catches_a_dead_module(
+    emulator: Emulator, tcp_peer: TcpPeer, short_guard: None
+) -> None:
+    """While the line carries data the watchdog pauses (no AT may leak into the stream); afterwards it still
+    notices a module that stopped answering and starts recovery."""
+    from sim7020_core.models import LinkState
+    from sim7020_core.modem import ModemOptions
+
+    options = ModemOptions(
+        registration_timeout=2.0, poll_interval=0.05, watchdog_interval=0.05, watchdog_max_failures=2
+    )
+    host, port = await emulator.start_tcp("127.0.0.1", 0)
+    async with await Modem.connect(f"socket://{host}:{port}", options=options) as modem:
+        conn = await _open(modem, "tcp", tcp_peer.port)
+        reader, _writer = await tcp_peer.accept()
+        await asyncio.sleep(0.5)  # ~10 watchdog and poll intervals in data mode
+        await conn.send(b"still data")
+        assert await read_exactly(reader, 10) == b"still data"  # no "AT+CMEE?" leaked into the stream
+        await conn.close()
+        states: list[LinkState] = []
+        modem.subscribe(lambda event: states.append(event.state))
+        emulator.stall(None)  # the module goes silent
+        async with asyncio.timeout(WAIT):
+            while LinkState.RECOVERING not in states:
+                await asyncio.sleep(0.02)
