@@ -1,14 +1,15 @@
 """Benchmark of the AT layer (issue 3): AT+CSQ round trips/s and +CSONMI ingest lines/s over a real pty.
 
-Three clients, each in its own process against the same fast pty responder (bench/responder.py, its own process):
+Three clients, each in its own process, against the same fast pty responder (bench/responder.py, also its
+own process):
 
 - ``raw``: os.read/os.write on the tty with no framework — the floor;
 - ``gsmmodem``: python-gsmmodem-new 0.13 (SerialComms: a reader thread, byte-at-a-time reads);
 - ``sim7020``: sim7020_core (SerialLink + AtEngine: incremental parser, URC registry).
 
-Each URC carries a 64-byte payload in hex (as +CSONMI does in CSORCVFLAG=0 mode) and counts only once it has been
-hex-decoded and delivered to a handler. Printed: rate, ratio to the floor (same run), CPU seconds per 1,000
-operations, and the client's peak RSS.
+Each URC carries a 64-byte payload in hex (as +CSONMI does in CSORCVFLAG=0 mode) and counts only once it has
+been hex-decoded and delivered to a handler. Printed: rate, ratio to the floor (same run), CPU seconds per
+1,000 operations, and the client's peak RSS.
 
 Run: ``bench/run at`` (or ``python bench/at_bench.py``).
 """
@@ -21,7 +22,6 @@ import os
 import resource
 import subprocess
 import sys
-import termios
 import threading
 import time
 import tty
@@ -49,7 +49,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# --- raw floor ----------------------------------------------------------------------------------------------------
+# --- raw floor ----------------------------------------------------------------------------------------------
 
 
 def raw_client(path: str, mode: str, n: int) -> dict[str, float]:
@@ -82,7 +82,7 @@ def raw_client(path: str, mode: str, n: int) -> dict[str, float]:
     return _result(n, elapsed, cpu0)
 
 
-# --- python-gsmmodem-new --------------------------------------------------------------------------------------------
+# --- python-gsmmodem-new ------------------------------------------------------------------------------------
 
 
 def gsmmodem_client(path: str, mode: str, n: int) -> dict[str, float]:
@@ -120,7 +120,7 @@ def gsmmodem_client(path: str, mode: str, n: int) -> dict[str, float]:
         comms.close()
 
 
-# --- sim7020_core -------------------------------------------------------------------------------------------------
+# --- sim7020_core -------------------------------------------------------------------------------------------
 
 
 def sim7020_client(path: str, mode: str, n: int) -> dict[str, float]:
@@ -158,7 +158,8 @@ def sim7020_client(path: str, mode: str, n: int) -> dict[str, float]:
             elapsed = time.perf_counter() - start
             return _result(n, elapsed, cpu0)
         finally:
-            await engine.close()
+            await engine.detach()
+            await link.close()
 
     return asyncio.run(run())
 
@@ -170,7 +171,7 @@ CLIENTS: dict[str, Callable[[str, str, int], dict[str, float]]] = {
 }
 
 
-# --- driver -------------------------------------------------------------------------------------------------------
+# --- driver -------------------------------------------------------------------------------------------------
 
 
 def run_client(kind: str, mode: str, n: int) -> dict[str, float]:
@@ -207,14 +208,17 @@ COUNTS = {
     ("sim7020", "urc"): 50000,
 }
 
-TARGETS = {"rtt": (0.6, 2.0), "urc": (0.3, 100.0)}  # (× floor, × gsmmodem)
+TARGETS = {"rtt": (0.6, 2.0), "urc": (0.3, 100.0)}  # (x floor, x gsmmodem)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--client", nargs=4, metavar=("KIND", "MODE", "PATH", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer operations (smoke run)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per client, best kept (default 3)")
     args = parser.parse_args(argv)
     if args.client:
         kind, mode, path, n = args.client
@@ -224,9 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, dict[str, float]]] = {}
     for mode in ("rtt", "urc"):
         results[mode] = {}
-        for kind in ("raw", "gsmmodem", "sim7020"):
-            n = COUNTS[kind, mode] // (10 if args.quick else 1)
-            results[mode][kind] = run_client(kind, mode, n)
+        # clients take turns, round after round, and each keeps its best round: background load on a shared
+        # machine only ever slows a round down, so the best round is the fairest estimate for every client
+        for _ in range(args.repeat):
+            for kind in ("raw", "gsmmodem", "sim7020"):
+                n = COUNTS[kind, mode] // (10 if args.quick else 1)
+                r = run_client(kind, mode, n)
+                best = results[mode].get(kind)
+                if best is None or r["rate"] > best["rate"]:
+                    results[mode][kind] = r
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -235,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         floor = by_kind["raw"]["rate"]
         gsm = by_kind["gsmmodem"]["rate"]
         print(f"\n{titles[mode]}")
-        print(f"  {'client':<10} {'rate':>10} {'x floor':>8} {'x gsmmodem':>11} {'CPU s/1000':>11} {'peak RSS MB':>12}")
+        header = f"{'client':<10} {'rate':>10} {'x floor':>8} {'x gsmmodem':>11} {'CPU s/1000':>11}"
+        print(f"  {header} {'peak RSS MB':>12}")
         for kind, r in by_kind.items():
             print(
                 f"  {kind:<10} {r['rate']:>10.0f} {r['rate'] / floor:>8.2f} {r['rate'] / gsm:>11.1f}"

@@ -4,7 +4,8 @@ It is not the emulator: it answers only what the benchmarks send, as fast as os.
 client side is what gets measured.
 
 - ``AT+CSQ`` → ``\\r\\n+CSQ: 20,0\\r\\n\\r\\nOK\\r\\n``
-- ``AT+BLAST=<n>,<size>`` → ``\\r\\nOK\\r\\n`` then n URCs ``+CSONMI: 0,<2*size>,<hex>`` (hex mode, like the module)
+- ``AT+BLAST=<n>,<size>`` → ``\\r\\nOK\\r\\n`` then n URCs ``+CSONMI: 0,<2*size>,<hex>`` (hex mode, as the
+  module sends them)
 - ``AT`` → ``\\r\\nOK\\r\\n`` (anything else → ``\\r\\nERROR\\r\\n``)
 
 Usage: python bench/responder.py   (prints the pty path on stdout, then serves until stdin closes)
