@@ -149,19 +149,32 @@ async def test_csosendflag_acknowledges_after_the_peer_got_it(
 async def test_csodsend_prompt_raw_bytes_and_esc(
     host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer
 ) -> None:
+    """A fixed-length CSODSEND carries every byte, ESC included (docs/emulator.md choice 15)."""
     reader = await _tcp_socket(host, emu, tcp_server)
-    await host.send("AT+CSODSEND=0,6")
+    await host.send("AT+CSODSEND=0,7")
     await host.expect(b"\r\n> ")
-    await host.write(b"a\r\n\x1az\x00")
-    await host.expect(framed("DATA ACCEPT: 6", "OK"))
-    assert await _read(reader, 6) == b"a\r\n\x1az\x00"
+    await host.write(b"a\r\n\x1az\x00\x1b")
+    await host.expect(framed("DATA ACCEPT: 7", "OK"))
+    assert await _read(reader, 7) == b"a\r\n\x1az\x00\x1b"
+    await host.cmd("AT+CSODSEND=0,0", "ERROR")
+    await host.cmd("AT+CSODSEND=0,1461", "ERROR")
+    await host.send("AT+CSODSEND=0,1460")  # the largest
+    await host.expect(b"\r\n> ")
+    await host.write(bytes(range(256)) * 5 + bytes(180))
+    await host.expect(framed("DATA ACCEPT: 1460", "OK"))
+    assert await _read(reader, 1460) == bytes(range(256)) * 5 + bytes(180)
+
+
+async def test_csodsend_esc_cancels_when_configured(
+    host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer
+) -> None:
+    emu.command_sets["native"].dsend_esc_cancels = True  # type: ignore[attr-defined]
+    await _tcp_socket(host, emu, tcp_server)
     await host.send("AT+CSODSEND=0,10")
     await host.expect(b"\r\n> ")
     await host.write(b"abc\x1b")
     await host.quiet()
     await host.cmd("AT", "OK")
-    await host.cmd("AT+CSODSEND=0,0", "ERROR")
-    await host.cmd("AT+CSODSEND=0,1025", "ERROR")
 
 
 async def test_peer_close_and_reset_raise_csoerr(
