@@ -75,3 +75,31 @@ def test_readme_python_example_runs(world: tuple[str, int], capsys: pytest.Captu
     assert "['127.0.0.1']" in out  # resolve("example.com") through the emulator's DNS table
     assert "PingReply(" in out
     assert "b'echo:\\x00\\x01payload'" in out  # the datagram went out through the modem and came back
+
+
+def test_readme_automations_are_the_tested_ones() -> None:
+    """The README's YAML automations are verbatim the examples that tests/ha/test_automation.py runs."""
+    docs = (README.parent / "docs" / "home-assistant.md").read_text(encoding="utf-8")
+    tested = re.findall(r"<!-- example: [\w-]+ -->\n```yaml\n(.*?)```", docs, re.DOTALL)
+    shown = [
+        b
+        for b in re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+        if b.startswith("automation:")
+    ]
+    assert len(tested) == 2
+    assert shown == tested
+
+
+def test_readme_bridge_config_is_valid(tmp_path: Path) -> None:
+    from sim7020_core.config import load_config
+
+    blocks = [
+        b
+        for b in re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+        if b.startswith("mqtt:")
+    ]
+    assert len(blocks) == 1
+    path = tmp_path / "bridge.yaml"
+    path.write_text(blocks[0], encoding="utf-8")
+    config = load_config(path)
+    assert [route.name for route in config.routes] == ["telemetry"]
