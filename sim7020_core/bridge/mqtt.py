@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -77,6 +78,15 @@ class IncomingMessage:
 
 MessageHandler = Callable[[IncomingMessage], None]
 ConnectHandler = Callable[[], Awaitable[None] | None]
+
+
+def _set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Switch Nagle off on the broker connection: the bridge acks a message and then publishes on the same
+    socket, and with Nagle each publish waited ~40 ms for the broker's delayed ACK (bench/bridge_bench.py)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError) as err:  # e.g. a websocket wrapper: not worth failing for
+        _LOGGER.debug("TCP_NODELAY not set on the broker socket: %s", err)
 
 
 class MqttClient:
@@ -140,6 +150,7 @@ class MqttClient:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_socket_open = _set_nodelay
         self._client = client
 
     # ------------------------------------------------------------------ lifecycle
