@@ -15,18 +15,20 @@ Past that the error tells the caller to restart the module (``Modem.reboot()``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sim7020_core import const
+from sim7020_core.connection import Connection, Transport
 from sim7020_core.exceptions import AtCommandError, NotRegisteredError, Sim7020Error, SocketError
 
-from ._common import urc_fields
+from ._common import UrcHandlers, urc_fields
 
 if TYPE_CHECKING:
-    from sim7020_core.at.engine import AtEngine
+    from sim7020_core.at.engine import AtEngine, UrcHandler
     from sim7020_core.modem import Modem
 
 _LOGGER = logging.getLogger(__name__)
@@ -254,3 +256,65 @@ class CipSession:
             f"{last}; the connection could not be opened after CIPCLOSE and CIPSHUT "
             "(application note 6.13 suggests restarting the module: Modem.reboot())"
         )
+
+
+ConnT = TypeVar("ConnT", bound=Connection)
+
+
+class SingleLinkTransport(Transport, Generic[ConnT]):
+    """What the single-link transports (``transparent``, ``udp_extended``) share: one connection at a time,
+    holding the :class:`CipSession` (``AT+CIPMUX=0``) while it is open, and their URC handlers."""
+
+    def __init__(self, modem: Modem, urcs: Sequence[tuple[str, UrcHandler]]) -> None:
+        super().__init__(modem)
+        self._conn: ConnT | None = None
+        self._lock = asyncio.Lock()
+        self._urcs = UrcHandlers(urcs)
+
+    @property
+    def session(self) -> CipSession:
+        return session_for(self.modem)
+
+    @contextlib.asynccontextmanager
+    async def _opening(
+        self, conn: ConnT, *, busy: str, failure: str, cipmode: int = 0
+    ) -> AsyncIterator[AtEngine]:
+        """Open ``conn`` as the one link: the body gets the engine (URC handlers installed, the CIP layer
+        acquired in single-link mode) and runs the commands that connect.
+
+        When the body fails the layer is released and ``conn`` reported closed; an :class:`AtCommandError`
+        becomes a :class:`SocketError` ``"<failure>: <final>"``. When it succeeds ``conn`` is the link.
+
+        :raises SocketError: ``busy`` when a link is already open
+        """
+        async with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                raise SocketError(busy)
+            engine = self._urcs.install(self.modem.engine)
+            await self.session.acquire(self.name, 0, cipmode=cipmode)
+            try:
+                yield engine
+            except BaseException as exc:
+                self.session.release()
+                conn._set_closed(SocketError(failure))
+                if isinstance(exc, AtCommandError):
+                    raise SocketError(f"{failure}: {exc.final}") from exc
+                raise
+            self._conn = conn
+        self._register(conn)
+
+    def _forget(self, connection: Connection) -> None:
+        super()._forget(connection)
+        if connection is self._conn:
+            self._conn = None
+            self.session.release()
+
+    async def on_modem_reset(self) -> None:
+        """The module rebooted: the link and the bearer are gone."""
+        self.session.reset()
+        await super().on_modem_reset()
+
+    async def close(self) -> None:
+        """Close the link (the modem is closing) and remove the URC handlers."""
+        await super().close()
+        self._urcs.remove()

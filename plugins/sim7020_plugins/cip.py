@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
@@ -39,7 +38,7 @@ from sim7020_core.exceptions import (
 from sim7020_core.hookspecs import hookimpl
 
 from ._cipcore import CIPSEND_MAX, CIPSTATUS_TIMEOUT, SETTING_TIMEOUT, CipSession, session_for, split_link
-from ._common import check_ip, check_options, check_port, urc_fields
+from ._common import BackgroundTasks, UrcHandlers, check_ip, check_options, check_port, urc_fields
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import AtEngine, Urc
@@ -208,9 +207,16 @@ class CipTransport(Transport):
         self._links: dict[int, CipConnection] = {}
         self._server: CipServer | None = None
         self._server_kw: dict[str, Any] = {}
-        self._installed_on: AtEngine | None = None
-        self._removers: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._urcs = UrcHandlers(
+            [
+                ("+RECEIVE", self._on_receive),
+                *((f"{n},", self._on_link_urc) for n in range(MAX_LINKS)),
+                ("+CIPRXGET: 1", self._on_rx_ready),
+                ("+PDP: DEACT", self._on_pdp_deact),
+                ("PDP DEACT", self._on_pdp_deact),
+            ]
+        )
+        self._tasks = BackgroundTasks(_LOGGER, "background CIP work failed: %r")
         self._lock = asyncio.Lock()
         self.quick_send = False
         self.receive_mode = "auto"
@@ -222,23 +228,7 @@ class CipTransport(Transport):
     @property
     def engine(self) -> AtEngine:
         """The modem's AT engine, with this transport's URC handlers installed."""
-        engine = self.modem.engine
-        if engine is not self._installed_on:
-            self._uninstall()
-            self._removers = [engine.add_urc_handler("+RECEIVE", self._on_receive)]
-            self._removers += [engine.add_urc_handler(f"{n},", self._on_link_urc) for n in range(MAX_LINKS)]
-            self._removers += [
-                engine.add_urc_handler("+CIPRXGET: 1", self._on_rx_ready),
-                engine.add_urc_handler("+PDP: DEACT", self._on_pdp_deact),
-                engine.add_urc_handler("PDP DEACT", self._on_pdp_deact),
-            ]
-            self._installed_on = engine
-        return engine
-
-    def _uninstall(self) -> None:
-        while self._removers:
-            self._removers.pop()()
-        self._installed_on = None
+        return self._urcs.install(self.modem.engine)
 
     # ------------------------------------------------------------------ opening
 
@@ -417,11 +407,8 @@ class CipTransport(Transport):
 
     async def close(self) -> None:
         await super().close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._uninstall()
+        await self._tasks.cancel_all()
+        self._urcs.remove()
 
     # --------------------------------------------------------------------- URCs
 
@@ -461,13 +448,13 @@ class CipTransport(Transport):
         conn = CipConnection(self, link, "tcp", ip, 0, **self._server_kw)
         if server is None or server.closed:
             _LOGGER.debug("client %s on link %d without a server: closing it", ip, link)
-            self._spawn(self._close_link(link, 1))
+            self._tasks.spawn(self._close_link(link, 1))
             return
         self._links[link] = conn
         self.session.users += 1
         self._register(conn)
         if not server._accepted(conn):
-            self._spawn(self._close_link(link, 1))
+            self._tasks.spawn(self._close_link(link, 1))
             conn._set_closed(ConnectionClosedError("the server's accept queue is full"))
 
     def _on_pdp_deact(self, urc: Urc) -> None:
@@ -498,7 +485,7 @@ class CipTransport(Transport):
                 self._drop(conn.link, conn._peer_closed)
             return
         conn._reading = True
-        self._spawn(self._read_all(conn))
+        self._tasks.spawn(self._read_all(conn))
 
     async def _read_all(self, conn: CipConnection) -> None:
         """Read what the module holds for ``conn`` while its buffer has room (flow control)."""
@@ -525,11 +512,6 @@ class CipTransport(Transport):
             conn._reading = False
             if conn._peer_closed is not None and not conn._rx_pending and self._links.get(conn.link) is conn:
                 self._drop(conn.link, conn._peer_closed)
-
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 @hookimpl

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
@@ -43,7 +43,16 @@ from sim7020_core.exceptions import (
 )
 from sim7020_core.hookspecs import hookimpl
 
-from ._common import check_ip, check_options, check_port, parse_int, unquote, urc_fields
+from ._common import (
+    BackgroundTasks,
+    UrcHandlers,
+    check_ip,
+    check_options,
+    check_port,
+    parse_int,
+    unquote,
+    urc_fields,
+)
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import AtEngine
@@ -289,9 +298,18 @@ class NativeTransport(Transport):
         self._sockets: dict[int, NativeConnection | NativeServer] = {}
         self._stale: set[int] = set()  # ids the module may still hold (closed by PSM/errors, CSOCL pending)
         self._lock = asyncio.Lock()  # serialises open/close bookkeeping (CSOC ... CSOCON)
-        self._installed_on: AtEngine | None = None
-        self._removers: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._urcs = UrcHandlers(
+            [
+                ("+CSONMI", self._on_csonmi),
+                ("+CSOERR", self._on_csoerr),
+                ("SEND:", self._on_send_ack),
+                ("+NEW CLIENT", self._on_new_client),
+                ("+CSORXGET: 1", self._on_rx_ready),
+            ],
+            on_install=self._raw_rule_on,
+            on_remove=self._raw_rule_off,
+        )
+        self._tasks = BackgroundTasks(_LOGGER, "background socket release failed: %r")
         self.receive_mode = "hex"
         self.send_ack = False
         self.retention: bool | None = None  # None: not known yet (read with AT+RETENTION? on first use)
@@ -302,27 +320,15 @@ class NativeTransport(Transport):
     @property
     def engine(self) -> AtEngine:
         """The modem's AT engine, with this transport's URC handlers installed."""
-        engine = self.modem.engine
-        if engine is not self._installed_on:
-            self._uninstall()
-            self._removers = [
-                engine.add_urc_handler("+CSONMI", self._on_csonmi),
-                engine.add_urc_handler("+CSOERR", self._on_csoerr),
-                engine.add_urc_handler("SEND:", self._on_send_ack),
-                engine.add_urc_handler("+NEW CLIENT", self._on_new_client),
-                engine.add_urc_handler("+CSORXGET: 1", self._on_rx_ready),
-            ]
-            self._installed_on = engine
-            if self.receive_mode == "raw":
-                engine.set_raw_payload_rule(_RAW_RULE_NAME, CSONMI_RAW_RULE)
-        return engine
+        return self._urcs.install(self.modem.engine)
 
-    def _uninstall(self) -> None:
-        while self._removers:
-            self._removers.pop()()
-        if self._installed_on is not None and self.receive_mode == "raw":
-            self._installed_on.set_raw_payload_rule(_RAW_RULE_NAME, None)
-        self._installed_on = None
+    def _raw_rule_on(self, engine: AtEngine) -> None:
+        if self.receive_mode == "raw":
+            engine.set_raw_payload_rule(_RAW_RULE_NAME, CSONMI_RAW_RULE)
+
+    def _raw_rule_off(self, engine: AtEngine) -> None:
+        if self.receive_mode == "raw":
+            engine.set_raw_payload_rule(_RAW_RULE_NAME, None)
 
     # ----------------------------------------------------------------- opening
 
@@ -363,11 +369,7 @@ class NativeTransport(Transport):
                 await self.engine.command(f"AT+CSORXGET=1,{socket_id}", timeout=SETTING_TIMEOUT)
                 conn.manual_receive = True
         except BaseException as exc:
-            if self._sockets.get(socket_id) is conn:
-                del self._sockets[socket_id]
-            conn._set_closed(SocketError(f"cannot {step} {addr}:{port}"))
-            with contextlib.suppress(Sim7020Error):
-                await self._release(socket_id)
+            await self._abandon(conn, f"cannot {step} {addr}:{port}")
             if isinstance(exc, AtCommandError):
                 raise SocketError(f"{proto} {step} {addr}:{port} failed: {exc.final}") from exc
             raise
@@ -402,15 +404,20 @@ class NativeTransport(Transport):
                 await self.engine.command(f'AT+CSOB={socket_id},{port},"{local_ip}"', timeout=SETTING_TIMEOUT)
                 await self.engine.command(f"AT+CSOLIS={socket_id}", timeout=SETTING_TIMEOUT)
             except BaseException as exc:
-                self._sockets.pop(socket_id, None)
-                server._set_closed(SocketError(f"cannot listen on port {port}"))
-                with contextlib.suppress(Sim7020Error):
-                    await self._release(socket_id)
+                await self._abandon(server, f"cannot listen on port {port}")
                 if isinstance(exc, AtCommandError):
                     raise SocketError(f"cannot listen on TCP port {port}: {exc.final}") from exc
                 raise
         self.servers.append(server)
         return server
+
+    async def _abandon(self, sock: NativeConnection | NativeServer, reason: str) -> None:
+        """An open or listen failed half-way: report ``sock`` closed and free its socket on the module."""
+        if self._sockets.get(sock.socket_id) is sock:
+            del self._sockets[sock.socket_id]
+        sock._set_closed(SocketError(reason))
+        with contextlib.suppress(Sim7020Error):
+            await self._release(sock.socket_id)
 
     @contextlib.asynccontextmanager
     async def _reserve(self) -> AsyncIterator[None]:
@@ -526,14 +533,7 @@ class NativeTransport(Transport):
                     with contextlib.suppress(Sim7020Error):  # kept as stale: released before the next open
                         await self._release(socket_id)
 
-        task = asyncio.get_running_loop().create_task(release())
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            _LOGGER.debug("background socket release failed: %r", exc)
+        self._tasks.spawn(release())
 
     async def on_modem_reset(self) -> None:
         """The module rebooted: every socket and module-wide setting is gone."""
@@ -541,8 +541,8 @@ class NativeTransport(Transport):
         for sock in list(self._sockets.values()):
             sock._set_closed(ConnectionClosedError("the module was reset"))
         self._sockets.clear()
-        if self._installed_on is not None and self.receive_mode == "raw":
-            self._installed_on.set_raw_payload_rule(_RAW_RULE_NAME, None)
+        if self._urcs.engine is not None:
+            self._raw_rule_off(self._urcs.engine)
         self.receive_mode = "hex"
         self.send_ack = False
         self.retention = None
@@ -559,11 +559,8 @@ class NativeTransport(Transport):
     async def close(self) -> None:
         """Close every socket, stop background work and remove the URC handlers."""
         await super().close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._uninstall()
+        await self._tasks.cancel_all()
+        self._urcs.remove()
 
     def _forget(self, connection: Connection) -> None:
         super()._forget(connection)
@@ -662,10 +659,7 @@ class NativeTransport(Transport):
         """Start reading what the module holds for ``conn`` (one reader per connection)."""
         if conn._reader is not None and not conn._reader.done():
             return
-        task = asyncio.get_running_loop().create_task(self._read_held(conn))
-        conn._reader = task
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        conn._reader = self._tasks.spawn(self._read_held(conn))
 
     async def _read_held(self, conn: NativeConnection) -> None:
         """``AT+CSORXGET=3,<id>,<n>`` (hex) while the module holds data and the owner's buffer has room."""

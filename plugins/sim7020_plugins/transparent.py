@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
@@ -30,11 +29,11 @@ from sim7020_core.connection import Capabilities, Connection, Transport
 from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, SocketError
 from sim7020_core.hookspecs import hookimpl
 
-from ._cipcore import CipSession, session_for
+from ._cipcore import SingleLinkTransport
 from ._common import check_ip, check_options, check_port
 
 if TYPE_CHECKING:
-    from sim7020_core.at.engine import AtEngine, Urc
+    from sim7020_core.at.engine import Urc
     from sim7020_core.modem import Modem
 
 _LOGGER = logging.getLogger(__name__)
@@ -194,7 +193,7 @@ class TransparentConnection(Connection):
             self.transport.modem.engine.leave_data_mode(rest)
 
 
-class TransparentTransport(Transport):
+class TransparentTransport(SingleLinkTransport[TransparentConnection]):
     """One TCP or UDP link in transparent (data) mode; binary safe, no server, no per-send results.
 
     Options of :meth:`open_connection`: ``guard_time`` (seconds of silence around ``+++``, default 1.0 as the
@@ -213,38 +212,16 @@ class TransparentTransport(Transport):
     )
 
     def __init__(self, modem: Modem) -> None:
-        super().__init__(modem)
-        self._conn: TransparentConnection | None = None
-        self._lock = asyncio.Lock()
-        self._installed_on: AtEngine | None = None
-        self._removers: list[Callable[[], None]] = []
-
-    def _install(self) -> AtEngine:
-        """The modem's engine, with the handlers for ``CLOSED`` while escaped (command mode) installed."""
-        engine = self.modem.engine
-        if engine is not self._installed_on:
-            self._uninstall()
-            self._removers = [
-                engine.add_urc_handler(prefix, self._on_closed_urc)
-                for prefix in ("CLOSED", "+PDP: DEACT", "PDP DEACT")
-            ]
-            self._installed_on = engine
-        return engine
-
-    def _uninstall(self) -> None:
-        while self._removers:
-            self._removers.pop()()
-        self._installed_on = None
+        # ``CLOSED`` / ``+PDP: DEACT`` while escaped (command mode) arrive as URCs
+        super().__init__(
+            modem, [(prefix, self._on_closed_urc) for prefix in ("CLOSED", "+PDP: DEACT", "PDP DEACT")]
+        )
 
     def _on_closed_urc(self, urc: Urc) -> None:
         conn = self._conn
         if conn is None or conn.closed or conn.in_data_mode or self.session.holder != self.name:
             return
         conn._link_gone(ConnectionClosedError(f"{conn!r}: closed while in command mode ({urc.line})"))
-
-    @property
-    def session(self) -> CipSession:
-        return session_for(self.modem)
 
     async def open_connection(
         self, protocol: str, ip: str, port: int, **options: Any
@@ -262,43 +239,25 @@ class TransparentTransport(Transport):
         if guard <= 0:
             raise ValueError(f"guard_time must be positive, not {guard!r}")
         kw = {"buffer_limit": options.pop("buffer_limit")} if "buffer_limit" in options else {}
-        async with self._lock:
-            if self._conn is not None and not self._conn.closed:
-                raise SocketError("transparent mode carries one link; close the open one first")
-            engine = self._install()
-            await self.session.acquire(self.name, 0, cipmode=1)
-            conn = TransparentConnection(self, proto, str(addr), port, **kw)
-            conn.guard_time = guard
-            try:
-                await self.session.start(None, proto, str(addr), port, others_open=False)
-                await engine.command("AT+CIPCHAN", data_mode=conn._on_data, timeout=CONNECT_TIMEOUT)
-            except BaseException as exc:
-                self.session.release()
-                conn._set_closed(SocketError(f"cannot open a transparent link to {addr}:{port}"))
-                if isinstance(exc, AtCommandError):
-                    raise SocketError(f"cannot enter transparent mode to {addr}:{port}: {exc.final}") from exc
-                raise
+        conn = TransparentConnection(self, proto, str(addr), port, **kw)
+        conn.guard_time = guard
+        async with self._opening(
+            conn,
+            busy="transparent mode carries one link; close the open one first",
+            failure=f"cannot enter transparent mode to {addr}:{port}",
+            cipmode=1,
+        ) as engine:
+            await self.session.start(None, proto, str(addr), port, others_open=False)
+            await engine.command("AT+CIPCHAN", data_mode=conn._on_data, timeout=CONNECT_TIMEOUT)
             conn.in_data_mode = True
-            self._conn = conn
-        self._register(conn)
         return conn
 
-    def _forget(self, connection: Connection) -> None:
-        super()._forget(connection)
-        if connection is self._conn:
-            self._conn = None
-            self.session.release()
-
     async def on_modem_reset(self) -> None:
+        """The module rebooted: it left data mode, the link and the bearer are gone."""
         conn = self._conn
         if conn is not None:
             conn._leave()
-        self.session.reset()
         await super().on_modem_reset()
-
-    async def close(self) -> None:
-        await super().close()
-        self._uninstall()
 
 
 @hookimpl

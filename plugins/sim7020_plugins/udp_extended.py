@@ -17,9 +17,7 @@ Wire formats (application note 6.4; the SIM800-compatible layer of :mod:`._cipco
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
@@ -27,11 +25,11 @@ from sim7020_core.connection import Address, Capabilities, Connection, Transport
 from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, SocketError
 from sim7020_core.hookspecs import hookimpl
 
-from ._cipcore import CIPSEND_MAX, SETTING_TIMEOUT, CipSession, session_for
+from ._cipcore import CIPSEND_MAX, SETTING_TIMEOUT, SingleLinkTransport
 from ._common import check_ip, check_options, check_port
 
 if TYPE_CHECKING:
-    from sim7020_core.at.engine import AtEngine, Urc
+    from sim7020_core.at.engine import Urc
     from sim7020_core.modem import Modem
 
 _LOGGER = logging.getLogger(__name__)
@@ -99,7 +97,7 @@ class UdpExtendedConnection(Connection):
             _LOGGER.debug("AT+CIPCLOSE: the link was already closed")
 
 
-class UdpExtendedTransport(Transport):
+class UdpExtendedTransport(SingleLinkTransport[UdpExtendedConnection]):
     """One UDP link in extended mode (``AT+CIPUDPMODE=1``): talks to and hears from any peer; binary safe.
 
     Options of :meth:`open_connection`: ``local_port`` (``AT+CLPORT="UDP",<port>``, the module's own port, so
@@ -118,36 +116,18 @@ class UdpExtendedTransport(Transport):
     )
 
     def __init__(self, modem: Modem) -> None:
-        super().__init__(modem)
-        self._conn: UdpExtendedConnection | None = None
+        super().__init__(
+            modem,
+            [
+                ("RECV FROM", self._on_sender),
+                ("RECVFROM", self._on_sender),
+                ("+IPD", self._on_ipd),
+                ("CLOSED", self._on_closed),
+                ("+PDP: DEACT", self._on_closed),
+                ("PDP DEACT", self._on_closed),
+            ],
+        )
         self._sender: Address | None = None
-        self._lock = asyncio.Lock()
-        self._installed_on: AtEngine | None = None
-        self._removers: list[Callable[[], None]] = []
-
-    @property
-    def session(self) -> CipSession:
-        return session_for(self.modem)
-
-    def _install(self) -> AtEngine:
-        engine = self.modem.engine
-        if engine is not self._installed_on:
-            self._uninstall()
-            self._removers = [
-                engine.add_urc_handler("RECV FROM", self._on_sender),
-                engine.add_urc_handler("RECVFROM", self._on_sender),
-                engine.add_urc_handler("+IPD", self._on_ipd),
-                engine.add_urc_handler("CLOSED", self._on_closed),
-                engine.add_urc_handler("+PDP: DEACT", self._on_closed),
-                engine.add_urc_handler("PDP DEACT", self._on_closed),
-            ]
-            self._installed_on = engine
-        return engine
-
-    def _uninstall(self) -> None:
-        while self._removers:
-            self._removers.pop()()
-        self._installed_on = None
 
     async def open_connection(
         self, protocol: str, ip: str, port: int, **options: Any
@@ -165,46 +145,20 @@ class UdpExtendedTransport(Transport):
         if local_port is not None:
             check_port(local_port, "local_port")
         kw = {"buffer_limit": options["buffer_limit"]} if "buffer_limit" in options else {}
-        async with self._lock:
-            if self._conn is not None and not self._conn.closed:
-                raise SocketError(
-                    "udp_extended carries one UDP link; close the open one first (or use send_to)"
-                )
-            conn = UdpExtendedConnection(self, str(addr), port, **kw)
-            engine = self._install()
-            await self.session.acquire(self.name, 0)
-            try:
-                if local_port is not None:
-                    await engine.command(f'AT+CLPORT="UDP",{local_port}', timeout=SETTING_TIMEOUT)
-                for setting in ("AT+CIPSRIP=1", "AT+CIPHEAD=1", "AT+CIPUDPMODE=1"):
-                    await engine.command(setting, timeout=SETTING_TIMEOUT)
-                self._sender = None
-                await self.session.start(None, "udp", str(addr), port, others_open=False)
-            except BaseException as exc:
-                self.session.release()
-                if isinstance(exc, AtCommandError):
-                    raise SocketError(
-                        f"cannot open an extended-mode UDP link to {addr}:{port}: {exc.final}"
-                    ) from exc
-                raise
+        conn = UdpExtendedConnection(self, str(addr), port, **kw)
+        async with self._opening(
+            conn,
+            busy="udp_extended carries one UDP link; close the open one first (or use send_to)",
+            failure=f"cannot open an extended-mode UDP link to {addr}:{port}",
+        ) as engine:
+            if local_port is not None:
+                await engine.command(f'AT+CLPORT="UDP",{local_port}', timeout=SETTING_TIMEOUT)
+            for setting in ("AT+CIPSRIP=1", "AT+CIPHEAD=1", "AT+CIPUDPMODE=1"):
+                await engine.command(setting, timeout=SETTING_TIMEOUT)
+            self._sender = None
+            await self.session.start(None, "udp", str(addr), port, others_open=False)
             conn.local_port = local_port
-            self._conn = conn
-        self._register(conn)
         return conn
-
-    def _forget(self, connection: Connection) -> None:
-        super()._forget(connection)
-        if connection is self._conn:
-            self._conn = None
-            self.session.release()
-
-    async def on_modem_reset(self) -> None:
-        self.session.reset()
-        await super().on_modem_reset()
-
-    async def close(self) -> None:
-        await super().close()
-        self._uninstall()
 
     # ------------------------------------------------------------------ URCs
 
