@@ -129,3 +129,54 @@ def test_discovery_ids_follow_the_imei() -> None:
     assert payload["device"]["sw_version"] == "1752B10"
     assert all(c["unique_id"].startswith("sim7020_869714031234566_") for c in payload["components"].values())
     assert node_id("gw/1", None) == "sim7020_gw_1"
+
+
+async def test_concurrent_puts_of_many_routes_are_all_committed_in_order(tmp_path: Path) -> None:
+    """Puts from many routes at once (group commit): each returns its own ids only once they are stored,
+    every queue keeps the order of its puts, and everything is there after a reopen."""
+    path = tmp_path / "q.sqlite3"
+    q = DurableQueue(path)
+    await q.open()
+
+    async def route(n: int) -> list[int]:
+        ids: list[int] = []
+        for i in range(20):
+            ids += await q.put_many(
+                f"down:r{n}", [(f"t/{n}", f"{n}-{i}-a".encode()), ("t", f"{n}-{i}-b".encode())]
+            )
+        return ids
+
+    results = await asyncio.gather(*(route(n) for n in range(10)))
+    await q.close()
+    all_ids = [i for ids in results for i in ids]
+    assert len(all_ids) == len(set(all_ids)) == 400
+    q2 = DurableQueue(path)
+    await q2.open()
+    try:
+        assert q2.stats["recovered"] == 400
+        for n, ids in enumerate(results):
+            stored = await q2.peek(f"down:r{n}", 1000)
+            assert [m.id for m in stored] == ids
+            assert [m.payload for m in stored] == [f"{n}-{i}-{x}".encode() for i in range(20) for x in "ab"]
+    finally:
+        await q2.close()
+
+
+async def test_a_failed_commit_raises_queue_error_for_every_waiting_put(tmp_path: Path) -> None:
+    q = DurableQueue(tmp_path / "q.sqlite3")
+    await q.open()
+    try:
+        assert q._db is not None
+        q._db.execute(
+            "CREATE TRIGGER no_inserts BEFORE INSERT ON messages "
+            "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+        results = await asyncio.gather(
+            *(q.put(f"up:{n}", "t", b"x") for n in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(r, QueueError) and "disk says no" in str(r) for r in results), results
+        assert await q.count() == 0
+        q._db.execute("DROP TRIGGER no_inserts")
+        assert await q.put("up:0", "t", b"ok") > 0  # the queue keeps working
+    finally:
+        await q.close()
