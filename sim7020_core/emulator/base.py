@@ -39,6 +39,10 @@ Pieces
     Real loopback sockets that stand in for the remote peers of the emulated modem: ``open_tcp``,
     ``open_udp``, ``listen_tcp``, ``resolve``, ``is_reachable``. Addresses given and reported are always
     the note's (modem-side) addresses; the network maps them onto loopback peers through the routes.
+
+Shared answers
+    :func:`reply_setting` (a numeric setting's read/test/set forms) and :func:`reply_rx_read` (a manual
+    receive read: header line, then the data) serve more than one command set.
 """
 
 from __future__ import annotations
@@ -78,6 +82,8 @@ __all__ = [
     "TcpListener",
     "UdpLink",
     "parse_command",
+    "reply_rx_read",
+    "reply_setting",
 ]
 
 # --------------------------------------------------------------------------------------------- CME codes
@@ -565,3 +571,40 @@ class CommandSet:
 
     async def aclose(self) -> None:
         """The emulator stops: close real sockets."""
+
+
+# ------------------------------------------------------------------------------------- shared answers
+
+
+def reply_setting(
+    ctx: ModemContext, cmd: ParsedCommand, owner: object, attr: str, *, test: str = "(0,1)", hi: int = 1
+) -> None:
+    """Answer a numeric setting kept in ``owner.<attr>`` (``AT+CIPHEAD``, ``AT+CSORCVFLAG``, ...).
+
+    ``AT<name>?`` → ``<name>: <value>``, ``AT<name>=?`` → ``<name>: <test>``, ``AT<name>=<0..hi>`` stores the
+    value; each then ``OK``. The bare command is ``ERROR``.
+    """
+    if cmd.kind == "read":
+        ctx.reply(f"{cmd.name}: {getattr(owner, attr)}")
+    elif cmd.kind == "test":
+        ctx.reply(f"{cmd.name}: {test}")
+    elif cmd.kind == "set":
+        cmd.check_count(1)
+        setattr(owner, attr, cmd.int_arg(0, 0, hi))
+    else:
+        raise CommandError(reason=f"AT{cmd.name} needs a value")
+    ctx.ok()
+
+
+def reply_rx_read(ctx: ModemContext, header: str, buf: bytearray, want: int, *, as_hex: bool) -> None:
+    """Manual-receive read (``CIPRXGET``/``CSORXGET`` modes 2 and 3): take up to ``want`` bytes from ``buf``.
+
+    Answers ``<header><read>,<left>`` then, when anything was read, the data on its own line (upper-case
+    hex when ``as_hex``). The final ``OK`` is the caller's.
+    """
+    data = bytes(buf[:want])
+    del buf[:want]
+    lines = f"\r\n{header}{len(data)},{len(buf)}\r\n".encode()
+    if data:
+        lines += (data.hex().upper().encode() if as_hex else data) + b"\r\n"
+    ctx.write(lines)

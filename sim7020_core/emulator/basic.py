@@ -19,6 +19,7 @@ from .base import (
     ParsedCommand,
     ParseError,
     Registry,
+    reply_setting,
 )
 from .network import is_ip
 
@@ -446,17 +447,7 @@ class BasicCommands(CommandSet):
 
     def retention(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+RETENTION=<0|1>`` / ``AT+RETENTION?`` (note 5.10)."""
-        st = ctx.state
-        if cmd.kind == "read":
-            ctx.reply(f"+RETENTION: {st.retention}")
-        elif cmd.kind == "test":
-            ctx.reply("+RETENTION: (0,1)")
-        elif cmd.kind == "set":
-            cmd.check_count(1)
-            st.retention = cmd.int_arg(0, 0, 1)
-        else:
-            raise CommandError()
-        ctx.ok()
+        reply_setting(ctx, cmd, ctx.state, "retention")
 
     def ceng(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CENG?``: one serving-cell line and one neighbour line (AT_NOTES field order)."""

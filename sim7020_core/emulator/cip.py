@@ -104,7 +104,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -122,7 +121,10 @@ from .base import (
     TcpLink,
     TcpListener,
     UdpLink,
+    reply_rx_read,
+    reply_setting,
 )
+from .network import is_ipv4
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -210,14 +212,6 @@ class _Link:
             self.udp = None
 
 
-def _is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
-
-
 class _Send:
     """One CIPSEND in progress: collects the data typed after the prompt."""
 
@@ -265,6 +259,10 @@ class _Send:
         if not self.done:
             self.owner.ctx.end_data()
             self._finish(send=True)
+
+    def cancel(self) -> None:
+        """ESC, PSM or a reset: nothing is sent and no result code follows."""
+        self._finish(send=False)
 
     def _finish(self, *, send: bool) -> None:
         self.done = True
@@ -422,10 +420,10 @@ class CipCommandSet(CommandSet):
             "+CIPSHUT": self.h_cipshut,
             "+CLPORT": self.h_clport,
             "+CDNSCFG": self.h_cdnscfg,
-            "+CIPHEAD": self.h_flag("+CIPHEAD", "head"),
-            "+CIPSRIP": self.h_flag("+CIPSRIP", "srip"),
-            "+CIPSHOWTP": self.h_flag("+CIPSHOWTP", "showtp"),
-            "+CIPHEXS": self.h_flag("+CIPHEXS", "hexs"),
+            "+CIPHEAD": self.h_flag("head"),
+            "+CIPSRIP": self.h_flag("srip"),
+            "+CIPSHOWTP": self.h_flag("showtp"),
+            "+CIPHEXS": self.h_flag("hexs"),
             "+CIPATS": self.h_cipats,
             "+CIPSPRT": self.h_cipsprt,
             "+CIPSERVER": self.h_cipserver,
@@ -461,11 +459,7 @@ class CipCommandSet(CommandSet):
     def on_psm_enter(self, retention: bool) -> None:
         """The UART is dead: a prompt or data mode ends. Without retention the CIP layer is gone."""
         self.leave_transparent()
-        if self.pending_send is not None:
-            send, self.pending_send = self.pending_send, None
-            send.done = True
-            if send.timer is not None:
-                send.timer.cancel()
+        self._cancel_send()
         if not retention:
             self.on_reboot()
 
@@ -487,11 +481,7 @@ class CipCommandSet(CommandSet):
         """Forget every link and the server; ``abort`` resets TCP peers (state lost) instead of closing."""
         owned_data_mode = self.transparent is not None or self.pending_send is not None
         self.leave_transparent()
-        if self.pending_send is not None:
-            send, self.pending_send = self.pending_send, None
-            send.done = True
-            if send.timer is not None:
-                send.timer.cancel()
+        self._cancel_send()
         if owned_data_mode and self.ctx.in_data_mode:
             self.ctx.end_data()
         self._close_server()
@@ -506,6 +496,11 @@ class CipCommandSet(CommandSet):
             self.links[i] = None
         self.processing = False
         self._asleep_queue.clear()
+
+    def _cancel_send(self) -> None:
+        """Drop a CIPSEND waiting for its data (nothing is sent, no result code)."""
+        if self.pending_send is not None:
+            self.pending_send.cancel()
 
     def _close_server(self) -> None:
         server, self.server = self.server, None
@@ -540,11 +535,36 @@ class CipCommandSet(CommandSet):
     def _link_arg(self, cmd: ParsedCommand, index: int) -> int:
         return cmd.int_arg(index, 0, MAX_LINKS - 1)
 
+    def _leading_link(self, cmd: ParsedCommand) -> tuple[int, int]:
+        """``(<n>, index of the next argument)``: multi link puts the link number first, single link is 0."""
+        if self.mux:
+            return self._link_arg(cmd, 0), 1
+        return 0, 0
+
+    def _link_tag(self, n: int) -> str:
+        """``"<n>,"`` before a value in multi link, nothing in single link (``DATA ACCEPT: 0,5``)."""
+        return f"{n}," if self.mux else ""
+
+    def _per_link(self, name: str, value: Callable[[int], str]) -> list[str]:
+        """Read-form lines: ``<name>: <n>,<value>`` per link 0-5 (multi link), else ``<name>: <value>``."""
+        return [f"{name}: {self._link_tag(n)}{value(n)}" for n in range(MAX_LINKS if self.mux else 1)]
+
     def _open_link(self, n: int) -> _Link:
         link = self.links[n]
         if link is None or link.state is not LinkState.CONNECTED:
             raise CommandError(reason=f"link {n} is not connected")
         return link
+
+    def _put_link(self, link: _Link) -> None:
+        """Give ``link`` its number (the closed link it replaces lets go of its sockets)."""
+        old = self.links[link.n]
+        if old is not None:
+            old.close_sockets()
+        self.links[link.n] = link
+
+    def _transparent_on(self, link: _Link) -> bool:
+        """True while ``link`` is in transparent data mode."""
+        return self.transparent is not None and self.transparent.link is link
 
     def _bring_up_implicitly(self) -> None:
         """Single link, IP INITIAL: CIPSTART/CIPSERVER do CSTT+CIICR+CIFSR themselves (SIM800)."""
@@ -589,8 +609,7 @@ class CipCommandSet(CommandSet):
     def h_cstt(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CSTT[="<apn>"[,"<user>","<pwd>"]]``: IP INITIAL → IP START."""
         if cmd.kind == "read":
-            apn = self.apn if self.apn is not None else ctx.state.apn
-            ctx.reply(f'+CSTT: "{apn}","{self.user}","{self.password}"')
+            ctx.reply(f"+CSTT: {self._apn_fields()}")
         elif cmd.kind == "test":
             ctx.reply('+CSTT: "APN","USER","PWD"')
         else:
@@ -608,6 +627,11 @@ class CipCommandSet(CommandSet):
             self.apn, self.user, self.password = apn or ctx.state.apn, user, pwd
             self.bearer = Bearer.START
         ctx.ok()
+
+    def _apn_fields(self) -> str:
+        """``"<apn>","<user>","<pwd>"`` of the CSTT/CIPCSGP read forms (the module's APN until CSTT)."""
+        apn = self.apn if self.apn is not None else self.ctx.state.apn
+        return f'"{apn}","{self.user}","{self.password}"'
 
     def h_ciicr(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CIICR``: IP START → IP CONFIG → IP GPRSACT (needs PS service)."""
@@ -680,9 +704,8 @@ class CipCommandSet(CommandSet):
             return
         if cmd.kind != "set":
             raise CommandError(reason="AT+CIPSTART needs parameters")
-        base = 1 if self.mux else 0
+        n, base = self._leading_link(cmd)
         cmd.check_count(3 + base)
-        n = self._link_arg(cmd, 0) if self.mux else 0
         proto = cmd.str_arg(base).upper()
         if proto not in ("TCP", "UDP"):
             raise ParseError(f"CIPSTART mode must be TCP or UDP, got {proto!r}")
@@ -700,9 +723,7 @@ class CipCommandSet(CommandSet):
         if not self.mux and self.server is not None:
             raise CommandError(reason="single link is in server mode")
         link = _Link(n=n, proto=proto, ip=host, port=port)
-        if old is not None:
-            old.close_sockets()
-        self.links[n] = link
+        self._put_link(link)
         self.processing = True
         ctx.ok()
         ctx.spawn(self._connect(link, host))
@@ -710,7 +731,7 @@ class CipCommandSet(CommandSet):
     async def _connect(self, link: _Link, host: str) -> None:
         ctx = self.ctx
         ip = host
-        if not _is_ipv4(host):
+        if not is_ipv4(host):
             found = ctx.net.resolve(host)
             if not found:
                 self._connect_failed(link)
@@ -727,7 +748,7 @@ class CipCommandSet(CommandSet):
                         on_data=lambda data: self._received(link, data, (link.ip, link.port)),
                         on_close=lambda exc: self._remote_closed(link, exc),
                     )
-                    if self.links[link.n] is not link or link.state is not LinkState.CONNECTING:
+                    if not self._still_connecting(link):
                         tcp.close()
                         return
                     link.tcp = tcp
@@ -737,7 +758,7 @@ class CipCommandSet(CommandSet):
                         on_datagram=lambda data, addr: self._datagram(link, data, addr),
                         local_port=self.lport_udp[link.n],
                     )
-                    if self.links[link.n] is not link or link.state is not LinkState.CONNECTING:
+                    if not self._still_connecting(link):
                         udp.close()
                         return
                     link.udp = udp
@@ -748,8 +769,12 @@ class CipCommandSet(CommandSet):
         link.state = LinkState.CONNECTED
         ctx.urc(self._numbered(link.n, "CONNECT OK"))
 
+    def _still_connecting(self, link: _Link) -> bool:
+        """False once the CIPSTART was overtaken (CIPCLOSE, CIPSHUT, reboot while connecting)."""
+        return self.links[link.n] is link and link.state is LinkState.CONNECTING
+
     def _connect_failed(self, link: _Link) -> None:
-        if self.links[link.n] is not link or link.state is not LinkState.CONNECTING:
+        if not self._still_connecting(link):
             return
         link.state = LinkState.CLOSED
         self.ctx.urc(self._numbered(link.n, "CONNECT FAIL"))
@@ -771,7 +796,7 @@ class CipCommandSet(CommandSet):
             self._asleep_queue.append(lambda: self._received(link, data, sender))
             return
         self._activity()
-        if self.transparent is not None and self.transparent.link is link:
+        if self._transparent_on(link):
             self.ctx.write(data)
             return
         if self.mode == 1 and not self.mux and link.n == 0:
@@ -802,7 +827,7 @@ class CipCommandSet(CommandSet):
             return
         _LOGGER.debug("link %d closed by the peer (%s)", link.n, exc)
         link.state = LinkState.CLOSED
-        if self.transparent is not None and self.transparent.link is link:
+        if self._transparent_on(link):
             self.leave_transparent()
             self.ctx.end_data()
         self.ctx.urc(self._numbered(link.n, "CLOSED"))
@@ -818,10 +843,7 @@ class CipCommandSet(CommandSet):
             ctx.ok()
             return
         if cmd.kind == "read":
-            if self.mux:
-                ctx.reply(*(f"+CIPSEND: {n},{self._max_size(n)}" for n in range(MAX_LINKS)))
-            else:
-                ctx.reply(f"+CIPSEND: {self._max_size(0)}")
+            ctx.reply(*self._per_link("+CIPSEND", lambda n: str(self._max_size(n))))
             ctx.ok()
             return
         if self.mode == 1:
@@ -876,7 +898,7 @@ class CipCommandSet(CommandSet):
 
     def _sent(self, link: _Link, size: int) -> None:
         if self.qsend:
-            self.ctx.final(f"DATA ACCEPT: {link.n},{size}" if self.mux else f"DATA ACCEPT: {size}")
+            self.ctx.final(f"DATA ACCEPT: {self._link_tag(link.n)}{size}")
         elif self.sprt != 2:
             self.ctx.final(self._numbered(link.n, "SEND OK"))
 
@@ -913,7 +935,7 @@ class CipCommandSet(CommandSet):
 
     def h_cipqsend(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CIPQSEND=<0|1>``: 1 answers ``DATA ACCEPT`` instead of ``SEND OK``."""
-        self._setting(ctx, cmd, "+CIPQSEND", "qsend", "(0,1)")
+        reply_setting(ctx, cmd, self, "qsend")
 
     def h_cipack(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CIPACK[=<n>]`` → ``+CIPACK: <txlen>,<acklen>,<nacklen>``."""
@@ -964,7 +986,7 @@ class CipCommandSet(CommandSet):
         link.state = LinkState.CLOSING
         link.close_sockets(abort=bool(quick))
         link.state = LinkState.CLOSED
-        if self.transparent is not None and self.transparent.link is link:
+        if self._transparent_on(link):
             self.leave_transparent()
         ctx.final(self._numbered(n, "CLOSE OK"))
 
@@ -981,34 +1003,17 @@ class CipCommandSet(CommandSet):
 
     # --------------------------------------------------------------------------------- settings
 
-    def _setting(self, ctx: ModemContext, cmd: ParsedCommand, name: str, attr: str, test: str) -> None:
-        if cmd.kind == "read":
-            ctx.reply(f"{name}: {getattr(self, attr)}")
-        elif cmd.kind == "test":
-            ctx.reply(f"{name}: {test}")
-        elif cmd.kind == "set":
-            cmd.check_count(1)
-            setattr(self, attr, self._onoff(cmd))
-        else:
-            raise CommandError(reason=f"AT{name} needs a value")
-        ctx.ok()
-
-    def h_flag(self, name: str, attr: str) -> Callable[[ModemContext, ParsedCommand], None]:
+    def h_flag(self, attr: str) -> Callable[[ModemContext, ParsedCommand], None]:
         """A 0/1 setting with read and test forms (CIPHEAD, CIPSRIP, CIPSHOWTP, CIPHEXS)."""
 
         def handle(ctx: ModemContext, cmd: ParsedCommand) -> None:
-            self._setting(ctx, cmd, name, attr, "(0,1)")
+            reply_setting(ctx, cmd, self, attr)
 
         return handle
 
     def h_cipsprt(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CIPSPRT=<0|1|2>``: prompt and SEND OK style."""
-        if cmd.kind == "set":
-            cmd.check_count(1)
-            self.sprt = cmd.int_arg(0, 0, 2)
-            ctx.ok()
-            return
-        self._setting(ctx, cmd, "+CIPSPRT", "sprt", "(0,1,2)")
+        reply_setting(ctx, cmd, self, "sprt", test="(0,1,2)", hi=2)
 
     def h_cipats(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CIPATS=<mode>[,<time>]``: send the prompt's data automatically after <time> seconds."""
@@ -1035,7 +1040,7 @@ class CipCommandSet(CommandSet):
             cmd.check_count(1, 2)
             servers = [cmd.str_arg(0), cmd.str_arg(1, default=self.dns[1])]
             for server in servers:
-                if not _is_ipv4(server):
+                if not is_ipv4(server):
                     raise ParseError(f"CDNSCFG: not an IPv4 address: {server!r}")
             self.dns = servers
         else:
@@ -1045,18 +1050,12 @@ class CipCommandSet(CommandSet):
     def h_clport(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CLPORT=[<n>,]"TCP"|"UDP",<port>``; read ``+CLPORT: <tcp>,<udp>``."""
         if cmd.kind == "read":
-            if self.mux:
-                ctx.reply(
-                    *(f"+CLPORT: {n},{self.lport_tcp[n]},{self.lport_udp[n]}" for n in range(MAX_LINKS))
-                )
-            else:
-                ctx.reply(f"+CLPORT: {self.lport_tcp[0]},{self.lport_udp[0]}")
+            ctx.reply(*self._per_link("+CLPORT", lambda n: f"{self.lport_tcp[n]},{self.lport_udp[n]}"))
         elif cmd.kind == "test":
             ctx.reply('+CLPORT: ("TCP","UDP"),(0-65535)')
         elif cmd.kind == "set":
-            base = 1 if self.mux else 0
+            n, base = self._leading_link(cmd)
             cmd.check_count(2 + base)
-            n = self._link_arg(cmd, 0) if self.mux else 0
             proto = cmd.str_arg(base).upper()
             port = cmd.int_arg(base + 1, 0, 65535)
             link = self.links[n]
@@ -1075,8 +1074,7 @@ class CipCommandSet(CommandSet):
     def h_cipcsgp(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CIPCSGP=1[,"<apn>","<user>","<pwd>"]`` (GPRS only; CSD mode 0 is refused)."""
         if cmd.kind == "read":
-            apn = self.apn if self.apn is not None else ctx.state.apn
-            ctx.reply(f'+CIPCSGP: 1,"{apn}","{self.user}","{self.password}"')
+            ctx.reply(f"+CIPCSGP: 1,{self._apn_fields()}")
         elif cmd.kind == "test":
             ctx.reply('+CIPCSGP: 1-GPRS,("APN"),("USER"),("PWD")')
         elif cmd.kind == "set":
@@ -1140,21 +1138,14 @@ class CipCommandSet(CommandSet):
         link = self.links[n]
         if link is None:
             raise CommandError(reason=f"no connection {n}")
-        tag = f"{mode},{n}," if self.mux else f"{mode},"
+        tag = f"{mode},{self._link_tag(n)}"
         if mode == 4:
             ctx.reply(f"+CIPRXGET: {tag}{len(link.rxbuf)}")
             ctx.ok()
             return
         limit = RXGET_MAX_BIN if mode == 2 else RXGET_MAX_HEX
         want = cmd.int_arg(base, 1, limit, default=limit)
-        chunk = bytes(link.rxbuf[:want])
-        del link.rxbuf[:want]
-        header = f"+CIPRXGET: {tag}{len(chunk)},{len(link.rxbuf)}".encode()
-        if chunk:
-            body = chunk if mode == 2 else chunk.hex().upper().encode()
-            ctx.write(b"\r\n" + header + b"\r\n" + body + b"\r\n")
-        else:
-            ctx.write(b"\r\n" + header + b"\r\n")
+        reply_rx_read(ctx, f"+CIPRXGET: {tag}", link.rxbuf, want, as_hex=mode == 3)
         ctx.ok()
 
     # ---------------------------------------------------------------------------------- server
@@ -1206,10 +1197,7 @@ class CipCommandSet(CommandSet):
             return
         ip, port = tcp.peer
         link = _Link(n=n, proto="TCP", ip=ip, port=port, state=LinkState.CONNECTED, tcp=tcp, from_server=True)
-        old = self.links[n]
-        if old is not None:
-            old.close_sockets()
-        self.links[n] = link
+        self._put_link(link)
         tcp.on_data = lambda data: self._received(link, data, (link.ip, link.port))
         tcp.on_close = lambda exc: self._remote_closed(link, exc)
         self.ctx.urc(self._numbered(n, f"REMOTE IP: {ip}"))
@@ -1225,10 +1213,7 @@ class CipCommandSet(CommandSet):
     def h_cipudpmode(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CIPUDPMODE=[<n>,]<0|1>`` / ``=[<n>,]2,"<ip>",<port>`` (note 6.4)."""
         if cmd.kind == "read":
-            if self.mux:
-                ctx.reply(*(self._udpmode_line(n, f"+CIPUDPMODE: {n},") for n in range(MAX_LINKS)))
-            else:
-                ctx.reply(self._udpmode_line(0, "+CIPUDPMODE: "))
+            ctx.reply(*self._per_link("+CIPUDPMODE", self._udpmode_value))
             ctx.ok()
             return
         if cmd.kind == "test":
@@ -1237,8 +1222,7 @@ class CipCommandSet(CommandSet):
             return
         if cmd.kind != "set":
             raise CommandError(reason="AT+CIPUDPMODE needs a mode")
-        base = 1 if self.mux else 0
-        n = self._link_arg(cmd, 0) if self.mux else 0
+        n, base = self._leading_link(cmd)
         mode = cmd.int_arg(base, 0, 2)
         if mode in (0, 1):
             cmd.check_count(base + 1)
@@ -1253,7 +1237,7 @@ class CipCommandSet(CommandSet):
         cmd.check_count(base + 3)
         ip = cmd.str_arg(base + 1)
         port = cmd.int_arg(base + 2, 1, 65535)
-        if not _is_ipv4(ip):
+        if not is_ipv4(ip):
             raise ParseError(f"CIPUDPMODE: not an IPv4 address: {ip!r}")
         link = self.links[n]
         if (
@@ -1266,13 +1250,13 @@ class CipCommandSet(CommandSet):
         link.dest = (ip, port)
         ctx.ok()
 
-    def _udpmode_line(self, n: int, prefix: str) -> str:
+    def _udpmode_value(self, n: int) -> str:
         if not self.udpmode[n]:
-            return f"{prefix}0"
+            return "0"
         link = self.links[n]
         if link is None or link.proto != "UDP":
-            return f"{prefix}1"
-        return f'{prefix}1,"{link.dest[0]}",{link.dest[1]}'
+            return "1"
+        return f'1,"{link.dest[0]}",{link.dest[1]}'
 
     # ------------------------------------------------------------------------------- transparent
 
@@ -1288,7 +1272,7 @@ class CipCommandSet(CommandSet):
             self.mode = value
             ctx.ok()
             return
-        self._setting(ctx, cmd, "+CIPMODE", "mode", "(0,1)")
+        reply_setting(ctx, cmd, self, "mode")
 
     def h_cipchan(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CIPCHAN``: enter transparent data mode on the connected single link (``CONNECT``)."""

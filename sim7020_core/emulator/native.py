@@ -41,6 +41,8 @@ from .base import (
     TcpLink,
     TcpListener,
     UdpLink,
+    reply_rx_read,
+    reply_setting,
 )
 from .network import is_ip
 
@@ -424,26 +426,13 @@ class NativeCommands(CommandSet):
         self._release(sock)
         ctx.ok()
 
-    def _flag(self, ctx: ModemContext, cmd: ParsedCommand, attr: str) -> None:
-        name = cmd.name[1:]
-        if cmd.kind == "read":
-            ctx.reply(f"+{name}: {getattr(self, attr)}")
-        elif cmd.kind == "test":
-            ctx.reply(f"+{name}: (0,1)")
-        elif cmd.kind == "set":
-            cmd.check_count(1)
-            setattr(self, attr, cmd.int_arg(0, 0, 1))
-        else:
-            raise CommandError()
-        ctx.ok()
-
     def csosendflag(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CSOSENDFLAG=<0|1>``: ``SEND: <id>,<len>`` once TCP data reached the peer."""
-        self._flag(ctx, cmd, "send_flag")
+        reply_setting(ctx, cmd, self, "send_flag")
 
     def csorcvflag(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CSORCVFLAG=<0|1>``: +CSONMI data in hex (0) or raw (1)."""
-        self._flag(ctx, cmd, "recv_flag")
+        reply_setting(ctx, cmd, self, "recv_flag")
 
     def csostatus(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CSOSTATUS=<id>`` → ``+CSOSTATUS: <id>,<0 unused|1 created|2 connected>``."""
@@ -515,23 +504,21 @@ class NativeCommands(CommandSet):
         want = cmd.int_arg(2, 1, limit)
         if not sock.manual:
             raise CommandError(CME_OPERATION_NOT_ALLOWED, "manual receive is off")
-        data = bytes(sock.rx[:want])
-        del sock.rx[:want]
-        header = f"\r\n+CSORXGET: {mode},{sock.sock_id},{len(data)},{len(sock.rx)}\r\n".encode()
-        if data:
-            body = data if mode == 2 else data.hex().upper().encode()
-            ctx.write(header + body + b"\r\n")
-        else:
-            ctx.write(header)
+        reply_rx_read(ctx, f"+CSORXGET: {mode},{sock.sock_id},", sock.rx, want, as_hex=mode == 3)
         ctx.ok()
 
     # ------------------------------------------------------------------------------------- lifecycle
 
+    def _drop_all(self) -> None:
+        """Every socket is gone, silently (peers are reset)."""
+        for sock in list(self.sockets.values()):
+            with contextlib.suppress(Exception):
+                sock.close(abort=True)
+        self.sockets.clear()
+
     def on_reboot(self) -> None:
         """Reset: every socket is gone, silently."""
-        for sock in list(self.sockets.values()):
-            sock.close(abort=True)
-        self.sockets.clear()
+        self._drop_all()
         self.send_flag = self.recv_flag = 0
         self.manual_all = False
 
@@ -542,11 +529,8 @@ class NativeCommands(CommandSet):
 
     def on_psm_enter(self, retention: bool) -> None:
         """Asleep: without retention every socket is gone (silently); with it they stay."""
-        if retention:
-            return
-        for sock in list(self.sockets.values()):
-            sock.close(abort=True)
-        self.sockets.clear()
+        if not retention:
+            self._drop_all()
 
     def on_psm_exit(self, retention: bool) -> None:
         """Awake: deliver what arrived for retained sockets while asleep."""
@@ -560,10 +544,7 @@ class NativeCommands(CommandSet):
 
     async def aclose(self) -> None:
         """Emulator stops: close every real socket."""
-        for sock in list(self.sockets.values()):
-            with contextlib.suppress(Exception):
-                sock.close(abort=True)
-        self.sockets.clear()
+        self._drop_all()
 
 
 def create_command_set(ctx: ModemContext) -> CommandSet:

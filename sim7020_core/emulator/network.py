@@ -30,21 +30,27 @@ Address = tuple[str, int]
 RouteTarget = tuple[str, int | None]
 
 
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 def is_ip(text: str) -> bool:
     """True when ``text`` is an IPv4 or IPv6 literal."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return _ip(text) is not None
+
+
+def is_ipv4(text: str) -> bool:
+    """True when ``text`` is a dotted IPv4 literal."""
+    return isinstance(_ip(text), ipaddress.IPv4Address)
 
 
 def is_loopback(ip: str) -> bool:
     """True for 127.0.0.0/8 (and ::1)."""
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
+    addr = _ip(ip)
+    return addr is not None and addr.is_loopback
 
 
 def parse_endpoint(text: str) -> tuple[str, int | None]:
