@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import const
 from ..const import Priority
@@ -83,9 +84,8 @@ class AtResponse:
         return not _is_failure(self.final)
 
 
-@dataclass(frozen=True, slots=True)
-class Urc:
-    """An unsolicited result code.
+class Urc(NamedTuple):
+    """An unsolicited result code (immutable; a NamedTuple because a burst of URCs builds many of them).
 
     :param line: the URC line (``+CSONMI: 0,6,313233``); for binary URCs the header (``+IPD,5``)
     :param payload: the length-delimited binary that followed (+IPD, +RECEIVE, raw +CSONMI)
@@ -168,6 +168,7 @@ _BARE_URC = re.compile(
 _URC_ONLY = re.compile(r"^\+(?:CIPRXGET: ?1(?:,\d+)?$|CDNSGIP:|CIPPING:)")
 
 
+@functools.lru_cache(maxsize=256)
 def command_name(command: str) -> str:
     """The name whose ``+NAME:`` lines answer ``command``: ``AT+CSQ`` → ``+CSQ``; ``ATE0`` → ``""``."""
     m = _COMMAND_NAME.match(command.strip())
@@ -233,9 +234,15 @@ class _PriorityLock:
     def locked(self) -> bool:
         return self._locked
 
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free and nobody waits for it."""
+        if self._locked or self._waiters:
+            return False
+        self._locked = True
+        return True
+
     async def acquire(self, priority: int) -> None:
-        if not self._locked and not self._waiters:
-            self._locked = True
+        if self.try_acquire():
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._seq += 1
@@ -286,9 +293,10 @@ class _Pending:
         prefixes: tuple[str, ...],
         until_urc: str | None,
         data_mode: Callable[[bytes], None] | None,
+        name: str | None = None,
     ) -> None:
         self.command = command
-        self.name = command_name(command)
+        self.name = command_name(command) if name is None else name
         self.future = future
         self.finals = finals
         self.after_ok = after_ok
@@ -544,11 +552,12 @@ class AtEngine:
     # -- commands ---------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _turn(self, priority: int, command: str) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(const.QUEUE_TIMEOUT):
-                await self._lock.acquire(priority)
-        except TimeoutError:
-            raise AtTimeoutError(command, const.QUEUE_TIMEOUT, what="turn in the command queue") from None
+        if not self._lock.try_acquire():  # free: no timer needed (the common case, kept cheap)
+            try:
+                async with asyncio.timeout(const.QUEUE_TIMEOUT):
+                    await self._lock.acquire(priority)
+            except TimeoutError:
+                raise AtTimeoutError(command, const.QUEUE_TIMEOUT, what="turn in the command queue") from None
         try:
             yield
         finally:
@@ -568,15 +577,39 @@ class AtEngine:
             self._stale = None
 
     async def _wait_pending(self, pending: _Pending, limit: float) -> str:
-        done, _ = await asyncio.wait({pending.future}, timeout=limit)
-        if not done:
-            self.stats.timeouts += 1
-            if self._pending is pending:
-                self._pending = None
-                self._stale = pending
-            self._unstick_payload()
-            raise AtTimeoutError(pending.command, limit)
-        return pending.future.result()
+        """Wait for the final result of ``pending`` (the command in flight) for at most ``limit`` seconds.
+
+        The future is awaited directly (one event-loop turn from the answer to the caller, which matters for
+        round trips) with a timer for the limit. On a timeout, or when the caller is cancelled, the command
+        becomes *stale* with a fresh future: its late answer is consumed and dropped, never given to the next
+        command.
+        """
+        fut = pending.future
+        if not fut.done():
+            timer = asyncio.get_running_loop().call_later(limit, self._expire, pending, fut, limit)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.cancelled() and self._pending is pending:  # our caller was cancelled
+                    self._make_stale(pending)
+                raise
+            finally:
+                timer.cancel()
+        return fut.result()
+
+    def _make_stale(self, pending: _Pending) -> None:
+        pending.future = asyncio.get_running_loop().create_future()  # resolved (and dropped) by a late answer
+        self._pending = None
+        self._stale = pending
+
+    def _expire(self, pending: _Pending, fut: asyncio.Future[str], limit: float) -> None:
+        if fut.done():
+            return
+        self.stats.timeouts += 1
+        if self._pending is pending:
+            self._make_stale(pending)
+        self._unstick_payload()
+        fut.set_exception(AtTimeoutError(pending.command, limit))
 
     def abort_pending(self, reason: str) -> bool:
         """Fail the command in flight at once with :class:`CommandInterruptedError` (the module rebooted or
@@ -663,7 +696,8 @@ class AtEngine:
         loop = asyncio.get_running_loop()
         async with self._turn(priority, command):
             link = self._require_link()
-            await self._settle_stale()
+            if self._stale is not None:
+                await self._settle_stale()
             if self._data_cb is not None:
                 raise DataModeError(f"cannot send {command!r}: the link is in transparent data mode")
             if until_urc is not None:
@@ -679,6 +713,7 @@ class AtEngine:
                 prefixes=tuple(p.upper() for p in response_prefixes),
                 until_urc=until_urc,
                 data_mode=data_mode,
+                name=name,
             )
             self.stats.commands += 1
             self._recent.append(command.strip().upper())
@@ -956,6 +991,19 @@ class AtEngine:
     def _dispatch_urc(self, line: str, payload: bytes | None = None) -> None:
         self.stats.urcs += 1
         urc: Urc | None = None
+        if not self._collectors and not self._waiters:  # the common case: straight to the handlers
+            for prefix, handler in self._handler_list:
+                if line.startswith(prefix):
+                    if urc is None:
+                        urc = Urc(line, payload)
+                    try:
+                        handler(urc)
+                    except Exception:
+                        _LOGGER.exception("URC handler %r failed on %r", handler, line)
+            if urc is None:
+                self.stats.unhandled_urcs += 1
+                _LOGGER.debug("unhandled URC %r", line)
+            return
         for collector in self._collectors:
             if (
                 line.startswith(collector.prefix)
