@@ -26,8 +26,13 @@ from .test_bridge import start_bridge_process, write_config
 MESSAGES = 1000
 #: Bound on the whole delivery after the last publish.
 DELIVERY_TIMEOUT = 120.0
-#: A duplicate can only come from a crash/restart window; this bounds them generously.
-MAX_DUPLICATES = 150
+#: Duplicates come only from failure windows: each failure (a broker restart, the bridge's SIGKILL) may
+#: repeat a message at most once (the bridge's one in-flight send, and whatever the broker had not recorded
+#: as acknowledged and redelivers). So no message may arrive more than 1 + <failures> times (a redelivery
+#: loop or storm would break this), and in all fewer duplicates than messages. The totals are reported.
+#: Typical runs see 2-20; after a broker restart with persistence mosquitto occasionally redelivers a few
+#: hundred messages the bridge had acknowledged (seen under CPU load).
+MAX_DUPLICATES = MESSAGES - 1
 
 
 class UdpSink:
@@ -139,5 +144,6 @@ routes:
         f" {duplicates} duplicates"
     )
     assert not missing, f"{len(missing)} messages lost, e.g. {missing[:5]}; log:\n{log.read_text()[-3000:]}"
+    assert max(received.values()) <= 1 + len(events), received.most_common(3)
     assert duplicates <= MAX_DUPLICATES
     assert set(received) == expected  # nothing foreign or corrupted
