@@ -727,12 +727,9 @@ class AtEngine:
                     self._remove_collector(collector)
                 raise
             try:
+                # _wait_pending makes a timed-out or cancelled command stale itself
                 result = await self._wait_pending(pending, limit)
             except BaseException:
-                if self._pending is pending:
-                    self._pending = None
-                    if not fut.done():
-                        self._stale = pending
                 if collector is not None:
                     self._remove_collector(collector)
                 raise
