@@ -37,8 +37,9 @@ import inspect
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import const
@@ -323,6 +324,11 @@ class Modem:
             if self._urc_removers:  # initialised already: give the plugins their URC handlers now
                 self._install_plugin_urc_handlers(self._pm)
         return self._pm
+
+    @property
+    def transports(self) -> Mapping[str, Transport]:
+        """The transports this modem has used so far, by name (read-only; built on first use)."""
+        return MappingProxyType(self._transports)
 
     @property
     def closed(self) -> bool:

@@ -402,7 +402,7 @@ class CipTransport(Transport):
             await self.on_modem_reset()
 
     async def _retained(self) -> bool:
-        native = getattr(self.modem, "_transports", {}).get("native")
+        native = self.modem.transports.get("native")  # AT+RETENTION is module-wide; native tracks it
         return bool(getattr(native, "retention", False))
 
     async def close(self) -> None:

@@ -358,3 +358,34 @@ def test_split_link_never_raises_and_keeps_bare_lines(line: str) -> None:
     link, text = split_link(line)
     if link is None:
         assert text == line.strip()
+
+
+@pytest.mark.parametrize("retention", [True, False])
+async def test_cip_link_across_psm_follows_the_modules_retention(
+    modem: Modem, emulator: Emulator, udp_peer: UdpPeer, retention: bool
+) -> None:
+    """AT+RETENTION is module-wide (set here through the native transport's option): with it a CIP link
+    survives PSM and keeps working; without it the link is reported closed when the module goes to sleep."""
+    native = await modem.open_connection(
+        "udp", "127.0.0.1", udp_peer.port, transport="native", retention=retention
+    )
+    await native.close()
+    udp_peer.set_echo()
+    conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
+    emulator.enter_psm()
+    async with asyncio.timeout(WAIT):
+        while not (conn.closed or modem.state.value == "asleep"):
+            await asyncio.sleep(0.01)
+    emulator.exit_psm()
+    async with asyncio.timeout(WAIT):
+        while modem.state.value != "ready":
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the transports have been told of the PSM episode
+    if retention:
+        assert not conn.closed
+        await conn.send(b"after psm")
+        assert await conn.receive(timeout=WAIT) == b"after psm"
+    else:
+        assert conn.closed
+        with pytest.raises(ConnectionClosedError):
+            await conn.send(b"after psm")
