@@ -86,7 +86,7 @@ CIP choices (where the note is garbled or silent)
   emulator's hosts table.
 - CIPATS: ``AT+CIPATS=<mode>[,<seconds 1-100>]``; the timer starts at the ``>`` prompt.
 - Transparent mode: ``CIPCHAN`` (and ``ATO``) answer ``CONNECT``; ``+++`` with the guard time (default 1 s,
-  :attr:`CipCommandSet.guard_time`, also ``state.extra["cip_guard_time"]``) idle before and after, and less
+  :attr:`CipCommandSet.guard_time`, also ``Emulator(guard_time=...)``) idle before and after, and less
   than the guard time between the ``+`` characters, returns to command state with ``OK``; otherwise the ``+``
   are data. Tests shorten it with ``emu.command_sets["cip"].guard_time = 0.2``. Data that arrives while
   in command state is kept and written after ``ATO``'s ``CONNECT``. A remote close (or PS service loss)
@@ -155,7 +155,6 @@ SEND_TIMEOUT = 10.0
 #: Bound on opening a UDP endpoint or a listening socket.
 OPEN_TIMEOUT = 5.0
 
-_GUARD_KEY = "cip_guard_time"
 CTRL_Z = 0x1A
 ESC = 0x1B
 PLUS = 0x2B
@@ -366,13 +365,10 @@ class CipCommandSet(CommandSet):
     def guard_time(self) -> float:
         """Transparent-mode ``+++`` guard time in seconds (default 1.0, note 6.14.4).
 
-        Set it on the instance (``emu.command_sets["cip"].guard_time = 0.2``); without that,
-        ``state.extra["cip_guard_time"]`` is used when present. Survives reboots.
+        Set it with ``Emulator(guard_time=0.2)`` or on the instance
+        (``emu.command_sets["cip"].guard_time = 0.2``). Survives reboots.
         """
-        if self._guard_time is not None:
-            return self._guard_time
-        value = self.ctx.state.extra.get(_GUARD_KEY, DEFAULT_GUARD_TIME)
-        return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_GUARD_TIME
+        return DEFAULT_GUARD_TIME if self._guard_time is None else self._guard_time
 
     @guard_time.setter
     def guard_time(self, seconds: float) -> None:

@@ -227,8 +227,6 @@ class Emulator(ModemContext):
         #: multiplies module-internal waits (ping timeouts); PSM timers use ``psm_timings.scale``
         self.time_scale = time_scale
         self.state = ModemState(echo=echo, apn=apn, local_ip=local_ip, operator=operator, csq=csq)
-        if guard_time is not None and guard_time <= 0:
-            raise ValueError(f"guard_time must be positive, not {guard_time!r}")
         self.registry = Registry()
         self.transcript: list[tuple[str, bytes]] = []
         self._record = transcript
@@ -236,9 +234,11 @@ class Emulator(ModemContext):
         self.command_sets: dict[str, CommandSet] = {}
         for modname in command_sets if command_sets is not None else COMMAND_SET_MODULES:
             self._load_command_set(modname)
-        if guard_time is not None and "cip" in self.command_sets:
-            # the +++ guard time of transparent mode (1 s on the module, note 6.14.4); survives reboots
-            self.command_sets["cip"].guard_time = guard_time  # type: ignore[attr-defined]
+        if guard_time is not None:  # the +++ guard time of transparent mode (1 s on the module, note 6.14.4)
+            cip = self.command_sets.get("cip")
+            if cip is None:
+                raise ValueError("guard_time needs the CIP command set (transparent mode)")
+            cip.guard_time = guard_time  # type: ignore[attr-defined]  # validated there; survives reboots
 
         self._ports: list[_Port] = []
         self._inbuf = bytearray()

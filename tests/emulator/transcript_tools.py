@@ -704,25 +704,17 @@ Over = Literal["tcp", "pty", "pty-bytewise"]
 def make_emulator(hosts: dict[str, list[str]] | None = None, options: dict[str, Any] | None = None) -> Any:
     """Build an Emulator the way a test wants it: registration done at once, echo on (power-up state).
 
-    ``options`` are keyword arguments of ``Emulator``; ``guard_time`` (the ``+++`` guard time of transparent
-    mode) is passed as a keyword when the emulator takes one, else set through the command set's documented
-    ``state.extra["cip_guard_time"]`` knob.
+    ``options`` are keyword arguments of ``Emulator`` (e.g. ``guard_time``, the ``+++`` guard time of
+    transparent mode).
     """
     from sim7020_core.emulator import Emulator
 
     kwargs: dict[str, Any] = {"registration_delay": 0.0}
     kwargs.update(options or {})
-    guard = kwargs.pop("guard_time", None)
-    if guard is not None and "guard_time" in inspect.signature(Emulator).parameters:
-        kwargs["guard_time"] = guard
-        guard = None
     table: dict[str, Any] = {}
     for name, ips in (hosts or {}).items():
         table[name] = ips[0] if len(ips) == 1 else list(ips)
-    emu = Emulator(hosts=table, **kwargs)
-    if guard is not None:
-        emu.state.extra["cip_guard_time"] = guard
-    return emu
+    return Emulator(hosts=table, **kwargs)
 
 
 async def stop_emulator(emu: Any) -> None:
