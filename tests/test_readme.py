@@ -19,8 +19,13 @@ from sim7020_core.emulator import Emulator
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+def readme_blocks(language: str) -> list[str]:
+    """The README's fenced code blocks of ``language``, in order."""
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+
+
 def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    return readme_blocks("python")
 
 
 class _Echo(asyncio.DatagramProtocol):
@@ -81,11 +86,7 @@ def test_readme_automations_are_the_tested_ones() -> None:
     """The README's YAML automations are verbatim the examples that tests/ha/test_automation.py runs."""
     docs = (README.parent / "docs" / "home-assistant.md").read_text(encoding="utf-8")
     tested = re.findall(r"<!-- example: [\w-]+ -->\n```yaml\n(.*?)```", docs, re.DOTALL)
-    shown = [
-        b
-        for b in re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
-        if b.startswith("automation:")
-    ]
+    shown = [b for b in readme_blocks("yaml") if b.startswith("automation:")]
     assert len(tested) == 2
     assert shown == tested
 
@@ -93,11 +94,7 @@ def test_readme_automations_are_the_tested_ones() -> None:
 def test_readme_bridge_config_is_valid(tmp_path: Path) -> None:
     from sim7020_core.config import load_config
 
-    blocks = [
-        b
-        for b in re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
-        if b.startswith("mqtt:")
-    ]
+    blocks = [b for b in readme_blocks("yaml") if b.startswith("mqtt:")]
     assert len(blocks) == 1
     path = tmp_path / "bridge.yaml"
     path.write_text(blocks[0], encoding="utf-8")
