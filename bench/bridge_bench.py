@@ -37,7 +37,6 @@ import json
 import math
 import os
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +50,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from sim7020_core.bridge.broker import find_mosquitto, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -83,12 +84,6 @@ WAIT_SLICE = 0.1
 
 
 # --- small helpers ------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def process_cpu(pid: int | None) -> float | None:
@@ -518,10 +513,8 @@ class LoadGenerator:
 # --- mosquitto ----------------------------------------------------------------------------------------------
 
 
-def find_mosquitto() -> str:
-    found = shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
-    )
+def mosquitto_binary() -> str:
+    found = find_mosquitto()
     if found is None:
         raise SystemExit(
             "bridge_bench: mosquitto is not installed (Debian/Ubuntu: apt-get install mosquitto)"
@@ -544,7 +537,7 @@ def start_mosquitto(tmp: Path) -> tuple[subprocess.Popen[str], int]:
         lines.append("user root")
     conf.write_text("\n".join(lines) + "\n")
     proc = subprocess.Popen(
-        [find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+        [mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
     )
     deadline = time.monotonic() + BROKER_START_TIMEOUT
     while True:

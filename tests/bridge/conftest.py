@@ -21,21 +21,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-)
+from sim7020_core.bridge.broker import find_mosquitto, free_port
+
+MOSQUITTO = find_mosquitto()
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 #: Hard deadline for the broker to accept connections after start.
 BROKER_START_TIMEOUT = 10.0
 BROKER_STOP_TIMEOUT = 10.0
 #: How long a test client waits for an expected message.
 MESSAGE_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
