@@ -11,7 +11,7 @@ import pytest
 
 from sim7020_core.at import AtEngine
 from sim7020_core.exceptions import PortBusyError, TransportError
-from sim7020_core.link import SerialLink, url_scheme
+from sim7020_core.link import FdSerialTransport, SerialLink, url_scheme
 
 
 @pytest.fixture
@@ -215,3 +215,84 @@ async def test_sync_drops_late_answers_of_earlier_probes(fake_modem, fast_timeou
         assert (await engine.command("AT+CSQ")).lines == ["+CSQ: 20,0"]
     finally:
         await link.close()
+
+
+async def test_pty_link_reads_and_writes_the_tty_fd_directly(pty_pair) -> None:
+    """A device path gets the fd transport; stream-backed URLs keep pyserial-asyncio-fast's own."""
+    _, path = pty_pair
+    link = await SerialLink.open(path)
+    try:
+        assert isinstance(link._transport, FdSerialTransport)
+    finally:
+        await link.close()
+
+
+async def test_pty_write_larger_than_the_tty_buffer_arrives_whole_and_in_order(pty_pair) -> None:
+    """The module reads slowly: a write the tty cannot take at once is kept and finished later, never lost."""
+    master, path = pty_pair
+    link = await SerialLink.open(path)
+    try:
+        data = bytes(range(256)) * 1024  # 256 KiB: far more than a pty buffers
+        link.write(data)  # returns at once, the rest waits for the fd to become writable
+        got = bytearray()
+        async with asyncio.timeout(10):
+            while len(got) < len(data):
+                await asyncio.sleep(0.001)
+                try:
+                    got += os.read(master, 65536)
+                except BlockingIOError:
+                    pass
+        assert bytes(got) == data
+        assert link.bytes_sent == len(data)
+    finally:
+        await link.close()
+
+
+async def test_pty_burst_from_the_module_is_received_whole_and_in_order(pty_pair) -> None:
+    master, path = pty_pair
+    link = await SerialLink.open(path)
+    received = bytearray()
+    done = asyncio.Event()
+    data = bytes(range(256)) * 256  # 64 KiB
+
+    def on_data(chunk: bytes) -> None:
+        received.extend(chunk)
+        if len(received) >= len(data):
+            done.set()
+
+    link.set_receiver(on_data)
+    try:
+        view = memoryview(data)
+        async with asyncio.timeout(10):
+            while view:
+                try:
+                    view = view[os.write(master, view[:4096]) :]
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+            await done.wait()
+        assert bytes(received) == data
+        assert link.bytes_received == len(data)
+    finally:
+        await link.close()
+
+
+async def test_pty_hangup_is_reported_as_a_lost_link() -> None:
+    """The other side of the tty goes away (USB adapter unplugged): the link reports the loss and a
+    command in flight fails at once with TransportError instead of waiting out its timeout."""
+    master, slave = os.openpty()
+    tty.setraw(master)
+    path = os.ttyname(slave)
+    os.close(slave)
+    link = await SerialLink.open(path)
+    lost: list[Exception | None] = []
+    link.add_lost_callback(lost.append)
+    engine = AtEngine(link)
+    task = asyncio.ensure_future(engine.command("AT+CSQ", timeout=30))
+    await asyncio.sleep(0.05)
+    os.close(master)
+    async with asyncio.timeout(5):
+        with pytest.raises(TransportError, match="lost"):
+            await task
+    assert len(lost) == 1 and lost[0] is not None
+    assert not link.is_open
+    await link.close()
