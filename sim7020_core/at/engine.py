@@ -178,6 +178,30 @@ def command_name(command: str) -> str:
     return "O" if name.startswith("O") else name
 
 
+class _Prepared(NamedTuple):
+    name: str
+    finals: tuple[str, ...]  # the command's default extra finals
+    wire: bytes  # what is written: the command and CR
+    echo: str  # the command as its echo is compared (stripped, upper case)
+    own: str | None  # "+NAME:": a line starting with it is the command's own answer
+
+
+@functools.lru_cache(maxsize=512)
+def _prepare(command: str, with_data: bool) -> _Prepared:
+    """Check ``command`` and work out what the engine needs to send it (cached: the same few commands
+    are sent again and again)."""
+    if "\r" in command or "\n" in command:
+        raise ValueError(f"AT command must not contain CR or LF: {command!r}")
+    if not command.strip():
+        raise ValueError("empty AT command")
+    name = command_name(command)
+    finals = DEFAULT_FINALS.get(name, ())
+    if name == "+CIPSEND" and not with_data:
+        finals = ()  # AT+CIPSEND? and AT+CIPSEND=? answer OK
+    own = f"{name}:" if name.startswith("+") and not _URC_ONLY.match(f"{name}: 1") else None
+    return _Prepared(name, finals, command.encode() + b"\r", command.strip().upper(), own)
+
+
 def _line_key(line: str) -> str:
     """``+CSQ: 20,0`` → ``+CSQ``; ``+IPD,5`` → ``+IPD``."""
     end = len(line)
@@ -276,6 +300,7 @@ class _Pending:
         "lines",
         "name",
         "ok_seen",
+        "own",
         "payloads",
         "prefixes",
         "prompt_seen",
@@ -306,8 +331,16 @@ class _Pending:
         self.data_mode = data_mode
         self.ok_seen = False
         self.prompt_seen = False
+        self.own: str | None = None  # "+NAME:" when such a line can only be this command's answer
         self.lines: list[str] = []
         self.payloads: list[bytes] = []
+
+
+class _Deadline(NamedTuple):
+    pending: _Pending
+    future: asyncio.Future[str]
+    limit: float
+    when: float  # loop time
 
 
 class _Collector:
@@ -340,6 +373,8 @@ class AtEngine:
         self._lock = _PriorityLock()
         self._pending: _Pending | None = None
         self._stale: _Pending | None = None
+        self._deadline: _Deadline | None = None  # of the command in flight
+        self._deadline_timer: asyncio.TimerHandle | None = None
         self._handlers: dict[str, list[UrcHandler]] = {}
         self._handler_list: tuple[tuple[str, UrcHandler], ...] = ()
         self._waiters: list[tuple[str, asyncio.Future[Urc]]] = []
@@ -412,6 +447,7 @@ class AtEngine:
                 _LOGGER.exception("connection-lost callback %r failed", callback)
 
     def _fail_all(self, error: TransportError) -> None:
+        self._cancel_deadline()
         pending, self._pending = self._pending, None
         if pending is not None and not pending.future.done():
             pending.future.set_exception(error)
@@ -550,14 +586,18 @@ class AtEngine:
             raise AtCommandError("+++", final)
 
     # -- commands ---------------------------------------------------------------------------------
+    async def _wait_turn(self, priority: int, command: str) -> None:
+        """Wait for the command lock (someone else holds it) for at most :data:`const.QUEUE_TIMEOUT`."""
+        try:
+            async with asyncio.timeout(const.QUEUE_TIMEOUT):
+                await self._lock.acquire(priority)
+        except TimeoutError:
+            raise AtTimeoutError(command, const.QUEUE_TIMEOUT, what="turn in the command queue") from None
+
     @contextlib.asynccontextmanager
     async def _turn(self, priority: int, command: str) -> AsyncIterator[None]:
-        if not self._lock.try_acquire():  # free: no timer needed (the common case, kept cheap)
-            try:
-                async with asyncio.timeout(const.QUEUE_TIMEOUT):
-                    await self._lock.acquire(priority)
-            except TimeoutError:
-                raise AtTimeoutError(command, const.QUEUE_TIMEOUT, what="turn in the command queue") from None
+        if not self._lock.try_acquire():
+            await self._wait_turn(priority, command)
         try:
             yield
         finally:
@@ -596,6 +636,39 @@ class AtEngine:
             finally:
                 timer.cancel()
         return fut.result()
+
+    def _arm_deadline(self, loop: asyncio.AbstractEventLoop, deadline: _Deadline) -> None:
+        """Time out the command in flight at ``deadline.when``.
+
+        One timer serves command after command: it is armed for the first deadline and, when it fires,
+        either times out the command in flight or moves on to that command's deadline; it is replaced only
+        when a command needs an earlier one. Most commands are answered within milliseconds, so this saves
+        creating and cancelling a timer per command, a tenth of the engine's work for a short command.
+        """
+        self._deadline = deadline
+        timer = self._deadline_timer
+        if timer is None or timer.when() > deadline.when:
+            if timer is not None:
+                timer.cancel()
+            self._deadline_timer = loop.call_at(deadline.when, self._deadline_reached, deadline.when)
+
+    def _deadline_reached(self, when: float) -> None:
+        self._deadline_timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return  # idle: no timer is left behind
+        if deadline.when <= when:
+            self._deadline = None
+            self._expire(deadline.pending, deadline.future, deadline.limit)
+        else:
+            loop = asyncio.get_running_loop()
+            self._deadline_timer = loop.call_at(deadline.when, self._deadline_reached, deadline.when)
+
+    def _cancel_deadline(self) -> None:
+        self._deadline = None
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
 
     def _make_stale(self, pending: _Pending) -> None:
         pending.future = asyncio.get_running_loop().create_future()  # resolved (and dropped) by a late answer
@@ -677,24 +750,20 @@ class AtEngine:
         :raises AtTimeoutError: no final result (or not enough URCs) in time
         :raises TransportError: the link is closed or was lost meanwhile
         """
-        if "\r" in command or "\n" in command:
-            raise ValueError(f"AT command must not contain CR or LF: {command!r}")
-        if not command.strip():
-            raise ValueError("empty AT command")
+        prepared = _prepare(command, data is not None)
         if urc_count < 1:
             raise ValueError(f"urc_count must be at least 1, not {urc_count}")
         if self._data_cb is not None:
             raise DataModeError(f"cannot send {command!r}: the link is in transparent data mode")
         limit = const.DEFAULT_TIMEOUT if timeout is None else timeout
-        name = command_name(command)
-        defaults = DEFAULT_FINALS.get(name, ())
-        if name == "+CIPSEND" and data is None:
-            defaults = ()  # AT+CIPSEND? and AT+CIPSEND=? answer OK
-        finals = tuple(final or ()) + defaults
+        finals = (*final, *prepared.finals) if final else prepared.finals
         payload = None if data is None else bytes(data) + data_terminator
         collector: _Collector | None = None
         loop = asyncio.get_running_loop()
-        async with self._turn(priority, command):
+        lock = self._lock
+        if not lock.try_acquire():  # free: no timer needed (the common case, kept cheap)
+            await self._wait_turn(priority, command)
+        try:
             link = self._require_link()
             if self._stale is not None:
                 await self._settle_stale()
@@ -710,25 +779,39 @@ class AtEngine:
                 finals=finals,
                 after_ok=after_ok,
                 data=payload,
-                prefixes=tuple(p.upper() for p in response_prefixes),
+                prefixes=tuple(p.upper() for p in response_prefixes) if response_prefixes else (),
                 until_urc=until_urc,
                 data_mode=data_mode,
-                name=name,
+                name=prepared.name,
             )
+            if prepared.own is not None and not (after_ok or until_urc or final or payload):
+                pending.own = prepared.own
             self.stats.commands += 1
-            self._recent.append(command.strip().upper())
+            self._recent.append(prepared.echo)
             self._pending = pending  # registered before the write, no await in between
             _LOGGER.debug("tx %r", command)
             try:
-                link.write(command.encode() + b"\r")
+                link.write(prepared.wire)
             except BaseException:
                 self._pending = None
                 if collector is not None:
                     self._remove_collector(collector)
                 raise
             try:
-                # _wait_pending makes a timed-out or cancelled command stale itself
-                result = await self._wait_pending(pending, limit)
+                # what _wait_pending does, inlined (one coroutine less between the answer and the caller)
+                # and with the shared deadline timer (see _arm_deadline)
+                if fut.done():
+                    result = fut.result()
+                else:
+                    self._arm_deadline(loop, _Deadline(pending, fut, limit, loop.time() + limit))
+                    try:
+                        result = await fut
+                    except asyncio.CancelledError:
+                        if fut.cancelled() and self._pending is pending:  # our caller was cancelled
+                            self._make_stale(pending)
+                        raise
+                    finally:
+                        self._deadline = None
             except BaseException:
                 if collector is not None:
                     self._remove_collector(collector)
@@ -736,8 +819,10 @@ class AtEngine:
             finally:
                 if self._pending is pending:
                     self._pending = None
+        finally:
+            lock.release()
         lines = pending.lines
-        if _is_failure(result):
+        if result != "OK" and _is_failure(result):
             self.stats.errors += 1
             if collector is not None:
                 self._remove_collector(collector)
@@ -827,16 +912,20 @@ class AtEngine:
     def _data_received(self, data: bytes) -> None:
         if data and _LOGGER.isEnabledFor(logging.DEBUG):
             _LOGGER.debug("rx %r", data[:200])
-        cb = self._data_cb
-        if cb is not None:
-            if self._skip_lf:
-                self._skip_lf = False
-                if data[:1] == b"\n":
-                    data = data[1:]
-            if data:
-                cb(data)
+        data_cb = self._data_cb  # (a local: a handled line can switch to data mode below)
+        if data_cb is not None:
+            self._to_data_cb(data)
             return
         parser = self._parser
+        quick = parser.quick_lines(data)
+        if quick is not None:  # the common case: whole lines of plain text
+            handle_line = self._handle_line
+            for index, line in enumerate(quick):
+                handle_line(line)
+                if self._data_cb is not None:  # the line switched to data mode (CONNECT)
+                    self._to_data_cb(data[parser.line_end(data, index) :])
+                    return
+            return
         parser.feed(data)
         events = parser.events()
         handle_line = self._handle_line
@@ -850,15 +939,19 @@ class AtEngine:
                     break
         finally:
             events.close()
+        if self._data_cb is not None:
+            self._to_data_cb(parser.take_buffer())
+
+    def _to_data_cb(self, data: bytes) -> None:
         cb = self._data_cb
-        if cb is not None:
-            rest = parser.take_buffer()
-            if self._skip_lf and rest:
-                self._skip_lf = False
-                if rest[0] == 0x0A:  # the LF of the CONNECT line's CRLF, split from its CR
-                    rest = rest[1:]
-            if rest:
-                cb(rest)
+        if cb is None:
+            return
+        if self._skip_lf and data:
+            self._skip_lf = False
+            if data[0] == 0x0A:  # the LF of the CONNECT line's CRLF, split from its CR
+                data = data[1:]
+        if data:
+            cb(data)
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, str):
@@ -916,6 +1009,9 @@ class AtEngine:
 
     def _handle_line(self, line: str) -> None:
         owner = self._pending or self._stale
+        if owner is not None and owner.own is not None and line.startswith(owner.own):
+            owner.lines.append(line)  # the common case: "+CSQ: 20,0" answering AT+CSQ
+            return
         if (line[0] in "Aa" or line == "+++") and self._is_echo(line, owner):
             self.stats.echo_lines += 1
             return

@@ -112,6 +112,7 @@ _NOT_EOL = re.compile(rb"[^\r\n]")
 _BAD_BYTE = re.compile(rb"[^\t\x20-\x7e]")
 _BAD_BYTE_OR_EOL_OK = re.compile(rb"[^\t\r\n\x20-\x7e]")
 _NEED_MORE = object()
+_LINE_ENDS = (b"\n", b"\r")
 
 
 class AtParser:
@@ -151,6 +152,11 @@ class AtParser:
     def _rebuild(self) -> None:
         by_first: dict[int, list[PayloadRule]] = {}
         self._names = {id(rule): name for name, rule in self._rules.items()}
+        self._markers = (b">", *(rule.prefix for rule in self._rules.values()))
+        # anything that needs the careful path: a bad byte, a prompt, a payload header
+        self._quick_reject = re.compile(
+            b"|".join([_BAD_BYTE_OR_EOL_OK.pattern, *(re.escape(marker) for marker in self._markers)])
+        )
         for rule in self._rules.values():
             by_first.setdefault(rule.prefix[0], []).append(rule)
         self._by_first = {k: tuple(v) for k, v in by_first.items()}
@@ -164,6 +170,34 @@ class AtParser:
         """Feed ``data`` and return every complete event."""
         self._buf += data
         return list(self.events())
+
+    def quick_lines(self, data: bytes) -> list[str] | None:
+        """Parse ``data`` at once if it is the simple, common case; otherwise return None and keep nothing.
+
+        The simple case is what most reads bring: nothing buffered, whole lines of clean text ending in
+        CR or LF, no prompt and no payload header. The result is then exactly what :meth:`feed` and
+        :meth:`events` would give (:meth:`line_end` tells where a line ends in ``data``). In every other
+        case call those.
+        """
+        if self._buf or self._skip_header or data[-1:] not in _LINE_ENDS:
+            return None
+        if self._quick_reject.search(data) is not None:
+            return None
+        return [stripped for line in data.decode("ascii").splitlines() if (stripped := line.strip())]
+
+    @staticmethod
+    def line_end(data: bytes, index: int) -> int:
+        """Offset in ``data`` just after the terminator of its ``index``-th (0-based) non-blank line, as
+        :meth:`quick_lines` counts them (where transparent data starts when that line switches to data
+        mode)."""
+        pos = 0
+        for piece in data.splitlines(True):
+            pos += len(piece)
+            if piece.strip():
+                if index == 0:
+                    return pos
+                index -= 1
+        return pos
 
     def take_buffer(self) -> bytes:
         """Remove and return the unparsed bytes (used when switching to transparent data mode)."""
@@ -205,7 +239,7 @@ class AtParser:
         pos = 0
         by_first = self._by_first
         self._waiting_payload = False
-        markers = (b">", *(rule.prefix for rule in self._rules.values()))
+        markers = self._markers
         cache: dict[bytes, int] = {}
         cache_end = -1
         try:
