@@ -293,6 +293,7 @@ async def test_pty_hangup_is_reported_as_a_lost_link() -> None:
     async with asyncio.timeout(5):
         with pytest.raises(TransportError, match="lost"):
             await task
-    assert len(lost) == 1 and lost[0] is not None
+    assert len(lost) == 1
+    assert lost[0] is not None
     assert not link.is_open
     await link.close()
