@@ -111,6 +111,17 @@ _EOL = re.compile(rb"[\r\n]")
 _NOT_EOL = re.compile(rb"[^\r\n]")
 _BAD_BYTE = re.compile(rb"[^\t\x20-\x7e]")
 _BAD_BYTE_OR_EOL_OK = re.compile(rb"[^\t\r\n\x20-\x7e]")
+#: the bytes a text line may hold, with CR and LF: ``data.translate(None, _TEXT_BYTES)`` keeps only the
+#: others, which is several times faster than a regex search when (as nearly always) there are none
+_TEXT_BYTES = b"\t\r\n" + bytes(range(0x20, 0x7F))
+
+
+def _first_bad_byte(buf: bytes | bytearray, start: int, end: int) -> int:
+    """Index of the first byte in ``buf[start:end]`` that is not text, CR or LF; -1 if there is none."""
+    if not buf[start:end].translate(None, _TEXT_BYTES):
+        return -1
+    bad = _BAD_BYTE_OR_EOL_OK.search(buf, start, end)
+    return -1 if bad is None else bad.start()
 _NEED_MORE = object()
 _LINE_ENDS = (b"\n", b"\r")
 
@@ -153,10 +164,7 @@ class AtParser:
         by_first: dict[int, list[PayloadRule]] = {}
         self._names = {id(rule): name for name, rule in self._rules.items()}
         self._markers = (b">", *(rule.prefix for rule in self._rules.values()))
-        # anything that needs the careful path: a bad byte, a prompt, a payload header
-        self._quick_reject = re.compile(
-            b"|".join([_BAD_BYTE_OR_EOL_OK.pattern, *(re.escape(marker) for marker in self._markers)])
-        )
+        self._any_marker = re.compile(b"|".join(re.escape(marker) for marker in self._markers))
         for rule in self._rules.values():
             by_first.setdefault(rule.prefix[0], []).append(rule)
         self._by_first = {k: tuple(v) for k, v in by_first.items()}
@@ -181,8 +189,8 @@ class AtParser:
         """
         if self._buf or self._skip_header or data[-1:] not in _LINE_ENDS:
             return None
-        if self._quick_reject.search(data) is not None:
-            return None
+        if data.translate(None, _TEXT_BYTES) or self._any_marker.search(data) is not None:
+            return None  # a byte that is not text, a prompt or a payload header
         return [stripped for line in data.decode("ascii").splitlines() if (stripped := line.strip())]
 
     @staticmethod
@@ -266,8 +274,7 @@ class AtParser:
                             stop = at
                     at = cache.get(b"")
                     if at is None or (0 <= at < pos):
-                        bad = _BAD_BYTE_OR_EOL_OK.search(buf, pos, last)
-                        at = -1 if bad is None else bad.start()
+                        at = _first_bad_byte(buf, pos, last)
                         cache[b""] = at
                     if 0 <= at < stop:
                         stop = at

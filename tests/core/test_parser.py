@@ -271,3 +271,39 @@ def test_abandoned_payload_is_parsed_as_text() -> None:
     assert parser.parse(b"") == ["+IPD,50:abc", "OK"]
     assert not parser.in_payload
     assert not parser.abandon_payload()
+
+
+# --- the quick path (AtParser.quick_lines) must agree with the careful one --------------------------------
+
+_quick_bytes = st.one_of(
+    st.binary(max_size=120),
+    st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b"OK", b" ", b"\t", b"+CSQ: 20,0", b">", b"+IPD,3:", b"\x00"]))
+    .map(b"".join),
+    st.lists(_item, max_size=6).map(lambda items: _encode(items)[0]),
+)
+
+
+@given(_quick_bytes)
+@settings(max_examples=500)
+def test_quick_lines_is_either_declined_or_exactly_what_the_careful_path_gives(data: bytes) -> None:
+    quick = AtParser().quick_lines(data)
+    careful = AtParser()
+    events = careful.parse(data)
+    if quick is not None:
+        assert quick == events
+        assert careful.buffered == 0  # nothing was left half-parsed
+        for index in range(len(quick)):  # line_end splits the data right after that line
+            end = AtParser.line_end(data, index)
+            assert AtParser().parse(data[:end]) == quick[: index + 1]
+            assert AtParser().parse(data[end:]) == quick[index + 1 :]
+
+
+def test_quick_lines_takes_the_common_answer_and_declines_the_rest() -> None:
+    assert AtParser().quick_lines(b"\r\n+CSQ: 20,0\r\n\r\nOK\r\n") == ["+CSQ: 20,0", "OK"]
+    assert AtParser().quick_lines(b"\r\nOK") is None  # incomplete line
+    assert AtParser().quick_lines(b"\r\n> ") is None  # prompt
+    assert AtParser().quick_lines(b"\r\n+IPD,2:ab\r\n") is None  # payload header
+    assert AtParser().quick_lines(b"\r\nO\xffK\r\n") is None  # garbage
+    busy = AtParser()
+    busy.feed(b"+CS")
+    assert busy.quick_lines(b"Q: 1,0\r\n") is None  # something is already buffered
