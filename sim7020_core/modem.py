@@ -117,6 +117,7 @@ UNSAFE_COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_RETENTION_COMMAND = re.compile(r"AT\+RETENTION(?:=([01])|\?)")  # upper case, no spaces
 _NO_SERVICE = frozenset(
     {Registration.NOT_REGISTERED.value, Registration.SEARCHING.value, Registration.DENIED.value}
 )
@@ -251,6 +252,8 @@ class Modem:
             name=f"modem {url}",
         )
         self._reset_announced = False
+        self._retention: bool | None = None  # AT+RETENTION as last set or read; None: not known
+        self._reset_count = 0  # module resets seen (a retention answer older than a reset is stale)
 
     # ------------------------------------------------------------------ construction / closing
 
@@ -339,6 +342,16 @@ class Modem:
     def link(self) -> SerialLink | None:
         """The open serial link (None while reconnecting or closed)."""
         return self._link
+
+    @property
+    def retention(self) -> bool | None:
+        """Whether the module keeps its sockets (native and CIP) across PSM (``AT+RETENTION``).
+
+        The value last set with :meth:`set_retention` or read with :meth:`read_retention` (or sent raw with
+        :meth:`command`); None while not known: before the first of them and again after each module reset
+        (reboot, recovery, reopened port), when the module may or may not have kept the setting.
+        """
+        return self._retention
 
     def subscribe(self, callback: Callable[[ModemEvent], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every :class:`ModemEvent`; returns a function that unsubscribes.
@@ -463,8 +476,25 @@ class Modem:
                 )
         await self._ensure_ready()
         limit = const.USER_COMMAND_TIMEOUT if timeout is None else timeout
+        resets = self._reset_count
         response = await self._cmd(text, limit=limit)
+        if resets == self._reset_count:
+            self._note_raw_retention(text, response.lines)
         return list(response.lines)
+
+    def _note_raw_retention(self, command: str, lines: list[str]) -> None:
+        """Keep :attr:`retention` true to the module when a raw command set or read ``AT+RETENTION``."""
+        text = command.upper().replace(" ", "")
+        if "RETENTION" not in text or text == "AT+RETENTION=?":
+            return
+        match = _RETENTION_COMMAND.fullmatch(text)
+        if match is None:  # combined with other commands, or another form: no longer sure
+            self._retention = None
+        elif match.group(1) is not None:
+            self._retention = match.group(1) == "1"
+        else:
+            with contextlib.suppress(Sim7020Error):
+                self._retention = _parse_retention(lines)
 
     @staticmethod
     def _check_command(command: str) -> str:
@@ -643,6 +673,46 @@ class Modem:
         with contextlib.suppress(AtCommandError):
             await self._cmd("AT+CPSMSTATUS=1")
         await self._refresh()
+
+    async def set_retention(self, enabled: bool) -> None:
+        """Keep (``True``) or drop (``False``) the module's sockets across PSM: ``AT+RETENTION=1/0``.
+
+        The setting is module-wide: it applies to native sockets and CIP links alike (application note
+        5.10). Nothing is sent when :attr:`retention` already has this value.
+
+        :raises AtCommandError: the module refused the command (e.g. firmware without ``AT+RETENTION``)
+        :raises AtTimeoutError: no answer in time
+        """
+        wanted = bool(enabled)
+        if self._retention is wanted:
+            return
+        await self._ensure_ready()
+        resets = self._reset_count
+        await self._cmd(f"AT+RETENTION={int(wanted)}", limit=const.DEFAULT_TIMEOUT)
+        if resets == self._reset_count:  # a reset meanwhile leaves it unknown
+            self._retention = wanted
+
+    async def read_retention(self) -> bool:
+        """Ask the module whether it keeps sockets across PSM (``AT+RETENTION?`` → ``+RETENTION: <0|1>``).
+
+        The answer is recorded in :attr:`retention` and returned. A module that answers ERROR (firmware
+        without the command) has no retention: False is recorded and returned.
+
+        :raises Sim7020Error: the answer has no ``+RETENTION: <0|1>`` line
+        :raises AtTimeoutError: no answer in time
+        """
+        await self._ensure_ready()
+        resets = self._reset_count
+        try:
+            response = await self._cmd("AT+RETENTION?", limit=const.STATUS_TIMEOUT)
+        except AtCommandError as err:
+            _LOGGER.debug("AT+RETENTION? not available (%s): no retention across PSM", err)
+            value = False
+        else:
+            value = _parse_retention(response.lines)
+        if resets == self._reset_count:
+            self._retention = value
+        return value
 
     async def wake(self) -> None:
         """Wake the module from PSM and wait (bounded) until it answers.
@@ -992,6 +1062,8 @@ class Modem:
 
         Announced once per recovery episode (a retried port reopen is not another reboot)."""
         self._set_state(LinkState.RECOVERING, reason)
+        self._retention = None  # the module may or may not have kept AT+RETENTION (NV on some firmware)
+        self._reset_count += 1
         if self._reset_announced:
             return
         self._reset_announced = True
@@ -1289,6 +1361,21 @@ def _check_host(host: str) -> str:
 def _check_port(port: int) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValueError(f"port must be an integer from 1 to 65535, not {port!r}")
+
+
+def _parse_retention(lines: list[str]) -> bool:
+    """``+RETENTION: <0|1>`` → bool.
+
+    :raises Sim7020Error: no such line, or another value
+    """
+    for line in lines:
+        head, sep, rest = line.strip().partition(":")
+        if sep and head.strip().upper() == "+RETENTION":
+            value = rest.split(",")[0].strip()
+            if value in ("0", "1"):
+                return value == "1"
+            break
+    raise Sim7020Error(f"unexpected answer to AT+RETENTION? (want '+RETENTION: <0|1>'): {lines!r}")
 
 
 def _is_cpin_ready(line: str) -> bool:

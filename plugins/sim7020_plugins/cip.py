@@ -16,7 +16,11 @@ Wire formats (application note 6.6-6.13, AT_NOTES 1.5):
 - close: ``AT+CIPCLOSE=<n>,<0 slow|1 quick>`` → ``<n>, CLOSE OK``; ``<n>, CLOSED`` when the peer closes;
 - server: ``AT+CIPSERVER=1,<port>`` → ``SERVER OK``; each client ``<n>, REMOTE IP: <ip>`` is a Connection;
   ``AT+CIPSERVER=0`` → ``SERVER CLOSE``;
-- ``PDP DEACT`` (the context dropped) closes every link; the next open brings the bearer up again.
+- ``PDP DEACT`` (the context dropped) closes every link; the next open brings the bearer up again;
+- PSM: the links survive only with ``AT+RETENTION=1``, module state owned by the modem
+  (:meth:`~sim7020_core.modem.Modem.set_retention`); each open/listen reads it
+  (:meth:`~sim7020_core.modem.Modem.read_retention`) when :attr:`~sim7020_core.modem.Modem.retention` is not
+  known, and the recorded value decides when the module enters PSM (it is asleep then).
 """
 
 from __future__ import annotations
@@ -252,6 +256,7 @@ class CipTransport(Transport):
             self.engine  # noqa: B018 - installs the URC handlers before anything can arrive
             await self.session.acquire(self.name, 1)
             try:
+                await self._learn_retention()
                 await self._apply_settings(**options)
                 conn = CipConnection(self, link, proto, str(addr), port, **kw)
                 conn.close_mode = 1 if close_mode == "quick" else 0
@@ -314,6 +319,7 @@ class CipTransport(Transport):
             self.engine  # noqa: B018
             await self.session.acquire(self.name, 1)
             try:
+                await self._learn_retention()
                 await self._apply_settings(**options)
                 await self.engine.command(
                     f"AT+CIPSERVER=1,{port}", after_ok=True, final=("SERVER OK",), timeout=SETTING_TIMEOUT
@@ -397,13 +403,18 @@ class CipTransport(Transport):
         self.receive_mode = "auto"
 
     async def on_psm(self, entered: bool) -> None:
-        """Without RETENTION the CIP links do not survive PSM (the layer resets as after a reboot)."""
-        if entered and not await self._retained():
+        """Without RETENTION the CIP links do not survive PSM (the layer resets as after a reboot).
+
+        The module is asleep by now: the modem's recorded :attr:`~sim7020_core.modem.Modem.retention`
+        decides (learnt when the links were opened); unknown counts as off.
+        """
+        if entered and not self.modem.retention:
             await self.on_modem_reset()
 
-    async def _retained(self) -> bool:
-        native = self.modem.transports.get("native")  # AT+RETENTION is module-wide; native tracks it
-        return bool(getattr(native, "retention", False))
+    async def _learn_retention(self) -> None:
+        """Make sure the modem knows ``AT+RETENTION`` before a link exists that PSM could take away."""
+        if self.modem.retention is None:
+            await self.modem.read_retention()
 
     async def close(self) -> None:
         await super().close()

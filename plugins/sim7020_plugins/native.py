@@ -16,7 +16,10 @@ Wire formats (application note chapter 5, AT_NOTES 1.1):
 - server: ``AT+CSOB=<id>,<port>,"<local ip>"`` then ``AT+CSOLIS=<id>``; each ``+NEW CLIENT CONNEC: <id>``
   becomes a Connection (one server per module);
 - PSM: with ``retention=True`` (``AT+RETENTION=1``) connections survive PSM; without it they are reported
-  closed when the module enters PSM.
+  closed when the module enters PSM. AT+RETENTION is module state, owned by the modem: the option calls
+  :meth:`~sim7020_core.modem.Modem.set_retention`; without the option the first open reads it with
+  :meth:`~sim7020_core.modem.Modem.read_retention` when :attr:`~sim7020_core.modem.Modem.retention` is not
+  known; at PSM time the transport asks ``modem.retention`` (the module is asleep then).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ MAX_TCP_SEND = 64 * 1024
 RXGET_HEX_MAX = 730
 #: Waiting for the ``SEND: <id>,<len>`` acknowledgements of one send (the peer's TCP ack).
 ACK_TIMEOUT = 60.0
-#: Settings commands (AT+CSORCVFLAG, AT+CSOSENDFLAG, AT+RETENTION, AT+CSOB, AT+CSOLIS).
+#: Settings commands (AT+CSORCVFLAG, AT+CSOSENDFLAG, AT+CSOB, AT+CSOLIS; AT+RETENTION is the modem's).
 SETTING_TIMEOUT = 5.0
 
 _OPTIONS = frozenset(
@@ -270,7 +273,8 @@ class NativeTransport(Transport):
     - ``receive_mode``: ``"hex"`` (default, ``AT+CSORCVFLAG=0``) or ``"raw"`` (``AT+CSORCVFLAG=1``); a
       module-wide setting, the last one asked for wins;
     - ``send_ack``: True to switch on ``AT+CSOSENDFLAG=1`` (module-wide); then ``send(..., wait_ack=True)``;
-    - ``retention``: True/False sends ``AT+RETENTION=1/0`` (module-wide); with it connections survive PSM;
+    - ``retention``: True/False → :meth:`Modem.set_retention` (``AT+RETENTION=1/0``, module-wide: CIP
+      links follow it too); with it connections survive PSM;
     - ``send_mode``: ``"auto"`` (hex CSOSEND, CSODSEND for datagrams over 256 bytes), ``"hex"`` or ``"data"``
       (CSODSEND up to 1460 bytes per command);
     - ``manual_receive``: True (TCP) → ``AT+CSORXGET=1,<id>``: the module holds incoming data, read with
@@ -312,7 +316,6 @@ class NativeTransport(Transport):
         self._tasks = BackgroundTasks(_LOGGER, "background socket release failed: %r")
         self.receive_mode = "hex"
         self.send_ack = False
-        self.retention: bool | None = None  # None: not known yet (read with AT+RETENTION? on first use)
         self._client_buffer: int | None = None
 
     # ------------------------------------------------------------------ engine
@@ -471,23 +474,11 @@ class NativeTransport(Transport):
             for sock in self._sockets.values():  # data sent before acks were on will never be acked
                 if isinstance(sock, NativeConnection):
                     sock._acked_total = sock._sent_total
-        if retention is not None and bool(retention) is not self.retention:
-            await engine.command(f"AT+RETENTION={int(bool(retention))}", timeout=SETTING_TIMEOUT)
-            self.retention = bool(retention)
-        elif self.retention is None:
-            self.retention = await self._read_retention()
-
-    async def _read_retention(self) -> bool:
-        """Whether the module keeps sockets across PSM (``AT+RETENTION?``; it may persist across reboots)."""
-        try:
-            resp = await self.engine.command("AT+RETENTION?", timeout=SETTING_TIMEOUT)
-        except AtCommandError:
-            return False
-        for line in resp.lines:
-            if line.startswith("+RETENTION"):
-                fields = urc_fields(line)
-                return bool(fields) and fields[0] == "1"
-        return False
+        # AT+RETENTION is module state (the modem owns it): known before any socket can meet PSM
+        if retention is not None:
+            await self.modem.set_retention(bool(retention))
+        elif self.modem.retention is None:
+            await self.modem.read_retention()
 
     async def _local_ip(self) -> str:
         status = getattr(self.modem, "status", None)
@@ -545,11 +536,10 @@ class NativeTransport(Transport):
             self._raw_rule_off(self._urcs.engine)
         self.receive_mode = "hex"
         self.send_ack = False
-        self.retention = None
 
     async def on_psm(self, entered: bool) -> None:
         """Without RETENTION the module drops its sockets in PSM: report them closed when it enters."""
-        if not entered or self.retention:
+        if not entered or self.modem.retention:  # recorded earlier: the module is asleep now
             return
         for socket_id, sock in list(self._sockets.items()):
             self._stale.add(socket_id)  # released with AT+CSOCL before the next open, in case it kept it

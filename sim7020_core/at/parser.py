@@ -122,6 +122,8 @@ def _first_bad_byte(buf: bytes | bytearray, start: int, end: int) -> int:
         return -1
     bad = _BAD_BYTE_OR_EOL_OK.search(buf, start, end)
     return -1 if bad is None else bad.start()
+
+
 _NEED_MORE = object()
 _LINE_ENDS = (b"\n", b"\r")
 

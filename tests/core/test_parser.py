@@ -277,8 +277,9 @@ def test_abandoned_payload_is_parsed_as_text() -> None:
 
 _quick_bytes = st.one_of(
     st.binary(max_size=120),
-    st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b"OK", b" ", b"\t", b"+CSQ: 20,0", b">", b"+IPD,3:", b"\x00"]))
-    .map(b"".join),
+    st.lists(
+        st.sampled_from([b"\r\n", b"\r", b"\n", b"OK", b" ", b"\t", b"+CSQ: 20,0", b">", b"+IPD,3:", b"\x00"])
+    ).map(b"".join),
     st.lists(_item, max_size=6).map(lambda items: _encode(items)[0]),
 )
 

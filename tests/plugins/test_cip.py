@@ -364,12 +364,15 @@ def test_split_link_never_raises_and_keeps_bare_lines(line: str) -> None:
 async def test_cip_link_across_psm_follows_the_modules_retention(
     modem: Modem, emulator: Emulator, udp_peer: UdpPeer, retention: bool
 ) -> None:
-    """AT+RETENTION is module-wide (set here through the native transport's option): with it a CIP link
-    survives PSM and keeps working; without it the link is reported closed when the module goes to sleep."""
+    """AT+RETENTION is module-wide (set here through the native transport's option, which records it on the
+    modem): with it a CIP link survives PSM and keeps working; without it the link is reported closed when the
+    module goes to sleep. tests/plugins/test_retention.py sets it on the modem with no native transport."""
     native = await modem.open_connection(
         "udp", "127.0.0.1", udp_peer.port, transport="native", retention=retention
     )
     await native.close()
+    assert modem.retention is retention
+    assert emulator.state.retention == int(retention)
     udp_peer.set_echo()
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
     emulator.enter_psm()
