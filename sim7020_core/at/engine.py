@@ -764,7 +764,9 @@ class AtEngine:
         if not lock.try_acquire():  # free: no timer needed (the common case, kept cheap)
             await self._wait_turn(priority, command)
         try:
-            link = self._require_link()
+            link = self._link
+            if link is None or not link.is_open:
+                raise TransportError("no open link to the module")
             if self._stale is not None:
                 await self._settle_stale()
             if self._data_cb is not None:
