@@ -270,11 +270,10 @@ class SerialLink:
 
         :raises TransportError: the link is closed
         """
-        transport = self._transport
-        if transport is None or self._closing or self._closed.done():
+        if not self.is_open or self._transport is None:
             raise TransportError(f"link {self.url} is closed")
         self.bytes_sent += len(data)
-        transport.write(data)
+        self._transport.write(data)
 
     async def set_baudrate(self, baudrate: int) -> None:
         """Change the local line rate (after AT+IPR); a no-op for network URLs."""

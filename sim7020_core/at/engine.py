@@ -620,13 +620,14 @@ class AtEngine:
         """Wait for the final result of ``pending`` (the command in flight) for at most ``limit`` seconds.
 
         The future is awaited directly (one event-loop turn from the answer to the caller, which matters for
-        round trips) with a timer for the limit. On a timeout, or when the caller is cancelled, the command
-        becomes *stale* with a fresh future: its late answer is consumed and dropped, never given to the next
-        command.
+        round trips) under the shared deadline timer (:meth:`_arm_deadline`). On a timeout, or when the caller
+        is cancelled, the command becomes *stale* with a fresh future: its late answer is consumed and
+        dropped, never given to the next command.
         """
         fut = pending.future
         if not fut.done():
-            timer = asyncio.get_running_loop().call_later(limit, self._expire, pending, fut, limit)
+            loop = asyncio.get_running_loop()
+            self._arm_deadline(loop, _Deadline(pending, fut, limit, loop.time() + limit))
             try:
                 await fut
             except asyncio.CancelledError:
@@ -634,7 +635,7 @@ class AtEngine:
                     self._make_stale(pending)
                 raise
             finally:
-                timer.cancel()
+                self._deadline = None
         return fut.result()
 
     def _arm_deadline(self, loop: asyncio.AbstractEventLoop, deadline: _Deadline) -> None:
@@ -650,7 +651,10 @@ class AtEngine:
         if timer is None or timer.when() > deadline.when:
             if timer is not None:
                 timer.cancel()
-            self._deadline_timer = loop.call_at(deadline.when, self._deadline_reached, deadline.when)
+            self._start_deadline_timer(loop, deadline.when)
+
+    def _start_deadline_timer(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._deadline_timer = loop.call_at(when, self._deadline_reached, when)
 
     def _deadline_reached(self, when: float) -> None:
         self._deadline_timer = None
@@ -661,8 +665,7 @@ class AtEngine:
             self._deadline = None
             self._expire(deadline.pending, deadline.future, deadline.limit)
         else:
-            loop = asyncio.get_running_loop()
-            self._deadline_timer = loop.call_at(deadline.when, self._deadline_reached, deadline.when)
+            self._start_deadline_timer(asyncio.get_running_loop(), deadline.when)
 
     def _cancel_deadline(self) -> None:
         self._deadline = None
@@ -764,9 +767,7 @@ class AtEngine:
         if not lock.try_acquire():  # free: no timer needed (the common case, kept cheap)
             await self._wait_turn(priority, command)
         try:
-            link = self._link
-            if link is None or not link.is_open:
-                raise TransportError("no open link to the module")
+            link = self._require_link()
             if self._stale is not None:
                 await self._settle_stale()
             if self._data_cb is not None:
@@ -800,20 +801,8 @@ class AtEngine:
                     self._remove_collector(collector)
                 raise
             try:
-                # what _wait_pending does, inlined (one coroutine less between the answer and the caller)
-                # and with the shared deadline timer (see _arm_deadline)
-                if fut.done():
-                    result = fut.result()
-                else:
-                    self._arm_deadline(loop, _Deadline(pending, fut, limit, loop.time() + limit))
-                    try:
-                        result = await fut
-                    except asyncio.CancelledError:
-                        if fut.cancelled() and self._pending is pending:  # our caller was cancelled
-                            self._make_stale(pending)
-                        raise
-                    finally:
-                        self._deadline = None
+                # _wait_pending makes a timed-out or cancelled command stale itself
+                result = await self._wait_pending(pending, limit)
             except BaseException:
                 if collector is not None:
                     self._remove_collector(collector)

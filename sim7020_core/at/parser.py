@@ -191,7 +191,7 @@ class AtParser:
         """
         if self._buf or self._skip_header or data[-1:] not in _LINE_ENDS:
             return None
-        if data.translate(None, _TEXT_BYTES) or self._any_marker.search(data) is not None:
+        if _first_bad_byte(data, 0, len(data)) >= 0 or self._any_marker.search(data) is not None:
             return None  # a byte that is not text, a prompt or a payload header
         return [stripped for line in data.decode("ascii").splitlines() if (stripped := line.strip())]
 
