@@ -185,6 +185,7 @@ class RegInfo:
 # printed without quotes).
 
 _TIMER_BITS = re.compile(r"[01]{8}")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _is_timer(field: Field) -> bool:
@@ -198,7 +199,7 @@ def _has_rac(fields: Sequence[Field]) -> bool:
     after_act = fields[4]
     if after_act.quoted:
         return True  # <cause_type> is an integer and never quoted; n=4's empty cause fields are bare
-    if after_act.text and not after_act.text.isdigit():
+    if after_act.text and not _DIGITS.fullmatch(after_act.text):
         return True  # hex letters ("A0"): a routing area code, not a cause type
     # Ambiguous: where are the timers? Plain: at 6 and 7. With <rac>: at 7 and 8, and position 6 then
     # holds <reject_cause>, an integer below 256 that is never eight 0/1 digits.
@@ -275,7 +276,8 @@ def parse_reg_urc(line: str) -> RegInfo | None:
     """
     _, _, value = line.partition(":")
     fields = split_quoted(value.strip())
-    if len(fields) >= 2 and not fields[1].quoted and fields[1].text.isdigit() and len(fields[1].text) <= 2:
+    second = fields[1] if len(fields) >= 2 else None
+    if second is not None and not second.quoted and len(second.text) <= 2 and _DIGITS.fullmatch(second.text):
         return _reg_from_fields(fields[1:])
     return _reg_from_fields(fields)
 
