@@ -24,7 +24,16 @@ from .exceptions import (
     SocketError,
     TransportError,
 )
-from .models import CellInfo, LinkState, ModemInfo, ModemStatus, PingReply, PsmStatus, Registration
+from .models import (
+    CellInfo,
+    LinkState,
+    ModemInfo,
+    ModemStatus,
+    NeighbourCell,
+    PingReply,
+    PsmStatus,
+    Registration,
+)
 
 if TYPE_CHECKING:
     from .modem import Modem, ModemEvent, ModemOptions
@@ -58,6 +67,7 @@ __all__ = [
     "ModemInfo",
     "ModemOptions",
     "ModemStatus",
+    "NeighbourCell",
     "NotRegisteredError",
     "PingReply",
     "PsmStatus",

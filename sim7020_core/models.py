@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -67,17 +67,69 @@ class ModemInfo:
 
 @dataclass(frozen=True, slots=True)
 class PsmStatus:
-    """Power saving mode: requested setting and what the module reports."""
+    """Power saving mode: the setting, the module's state and its timers.
+
+    The network decides the timers: it may grant other values than the module requested with
+    ``AT+CPSMS`` (it reports its grant in ``+CEREG`` with ``AT+CEREG=4``, in read answers and in the URCs
+    that follow ``AT+CPSMS``), and then the grant is what the module lives by.
+
+    :param enabled: PSM requested (``AT+CPSMS=1``)
+    :param state: ``"awake"`` or ``"asleep"``
+    :param tau_s: periodic TAU (T3412 extended) in effect, seconds: the network's grant when ``granted``,
+        else the requested value
+    :param active_s: active time (T3324) in effect, seconds: the network's grant when ``granted``, else the
+        requested value
+    :param granted: True when ``tau_s``/``active_s`` are what the network granted. A timer that is None
+        then was not granted: T3412 extended deactivated (the network keeps its legacy periodic timer,
+        which the module does not report), or T3324 deactivated (no PSM). False: the module reported no
+        grant (not registered, PSM never requested, or firmware without ``AT+CEREG=4``)
+    :param requested_tau_s: periodic TAU requested with ``AT+CPSMS`` (None: not set or deactivated)
+    :param requested_active_s: active time requested with ``AT+CPSMS`` (None: not set or deactivated)
+    """
 
     enabled: bool = False
     state: str = "awake"  # "awake" | "asleep"
-    tau_s: int | None = None  # periodic TAU (T3412 extended), seconds
-    active_s: int | None = None  # active time (T3324), seconds
+    tau_s: int | None = None
+    active_s: int | None = None
+    granted: bool = False
+    requested_tau_s: int | None = None
+    requested_active_s: int | None = None
+
+    def with_request(self, enabled: bool, tau_s: int | None, active_s: int | None) -> PsmStatus:
+        """This status with the setting read from ``AT+CPSMS?``; the requested timers are in effect
+        only while no grant is known."""
+        return replace(
+            self,
+            enabled=enabled,
+            requested_tau_s=tau_s,
+            requested_active_s=active_s,
+            tau_s=self.tau_s if self.granted else tau_s,
+            active_s=self.active_s if self.granted else active_s,
+        )
+
+    def with_grant(self, tau_s: int | None, active_s: int | None) -> PsmStatus:
+        """This status with the network's grant in effect (None: that timer was not granted)."""
+        return replace(self, tau_s=tau_s, active_s=active_s, granted=True)
+
+    def without_grant(self) -> PsmStatus:
+        """This status with no grant known: the requested timers are in effect."""
+        return replace(self, tau_s=self.requested_tau_s, active_s=self.requested_active_s, granted=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourCell:
+    """A neighbour cell line of AT+CENG? (``<earfcn>,<earfcn_offset>,<pci>,<rsrp>``)."""
+
+    earfcn: int | None = None
+    earfcn_offset: int | None = None
+    pci: int | None = None
+    rsrp_dbm: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CellInfo:
-    """Serving cell details from AT+CENG? (all optional: not every firmware reports them)."""
+    """Serving cell details from AT+CENG? (all optional: not every firmware reports them) and the
+    neighbour cells the module measured, in its order."""
 
     earfcn: int | None = None
     pci: int | None = None
@@ -89,6 +141,7 @@ class CellInfo:
     band: int | None = None
     tac: str | None = None
     ecl: int | None = None
+    neighbours: tuple[NeighbourCell, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import inspect
 import logging
 import math
@@ -65,6 +66,7 @@ from .status import (
     RegInfo,
     find_value,
     is_ip_literal,
+    parse_cclk,
     parse_cdnsgip,
     parse_ceng,
     parse_cgact,
@@ -76,6 +78,7 @@ from .status import (
     parse_cpsms,
     parse_cpsmstatus,
     parse_csq,
+    parse_gsv,
     parse_identity,
     parse_reg_read,
     parse_reg_urc,
@@ -403,11 +406,11 @@ class Modem:
         old = self.status
         psm = old.psm
         if psm_setting is not None:
-            enabled, tau_s, active_s = psm_setting
-            psm = dataclasses.replace(psm, enabled=enabled, tau_s=tau_s, active_s=active_s)
-        if reg is not None and reg.has_timers and psm.enabled:
-            # The network decides: the granted timers (CEREG=4) win over the requested ones.
-            psm = dataclasses.replace(psm, tau_s=reg.tau_s, active_s=reg.active_s)
+            psm = psm.with_request(*psm_setting)
+        if reg is not None:
+            # The network decides: its grant (+CEREG with n=4/5) wins over the requested timers; a read
+            # answer without timers means no grant is in force.
+            psm = psm.with_grant(reg.tau_s, reg.active_s) if reg.has_timers else psm.without_grant()
         psm = dataclasses.replace(psm, state="asleep" if self.state is LinkState.ASLEEP else "awake")
         new = dataclasses.replace(
             old,
@@ -655,7 +658,8 @@ class Modem:
 
         The timers are encoded with :mod:`sim7020_core.psm`: the smallest representable duration at least
         as long as requested. ``None`` leaves a timer to the module's default. The network may grant other
-        values; :attr:`ModemStatus.psm` shows what it granted after the next :meth:`refresh`.
+        values: :attr:`ModemStatus.psm` shows its grant (``granted``) as soon as the module reports it, and
+        the request in ``requested_tau_s``/``requested_active_s`` (docs/status_formats.md).
 
         :raises ValueError: a timer is negative or above what can be encoded
         """
@@ -713,6 +717,24 @@ class Modem:
         if resets == self._reset_count:
             self._retention = value
         return value
+
+    async def read_clock(self) -> datetime.datetime:
+        """The module's clock (``AT+CCLK?``) as a timezone-aware datetime.
+
+        Both forms real modules print are read: unquoted with a 2-digit year (SIM7020:
+        ``+CCLK: 24/04/30,07:49:36+12``) and quoted with a 4-digit year (SIM7028); the zone is in
+        quarter hours (``+12`` = UTC+3). The module keeps network time only if the network sends it.
+
+        :raises Sim7020Error: the answer is not a date and time (the message quotes it)
+        :raises AtCommandError: the module refused the command
+        :raises AtTimeoutError: no answer in time
+        """
+        await self._ensure_ready()
+        response = await self._cmd("AT+CCLK?", limit=const.STATUS_TIMEOUT)
+        try:
+            return parse_cclk(response.lines)
+        except ValueError as err:
+            raise Sim7020Error(f"unreadable answer to AT+CCLK?: {err}") from None
 
     async def wake(self) -> None:
         """Wake the module from PSM and wait (bounded) until it answers.
@@ -910,10 +932,17 @@ class Modem:
                 return ""
             return parse_identity(response.lines)
 
+        manufacturer, model, revision = await read("AT+CGMI"), await read("AT+CGMM"), await read("AT+CGMR")
+        if not (manufacturer and model and revision):
+            # AT+GSV answers all three at once (firmware that lacks one of the others may have it).
+            with contextlib.suppress(AtCommandError):
+                response = await self._cmd("AT+GSV", limit=const.SHORT_TIMEOUT, priority=Priority.HIGH)
+                gsv = parse_gsv(response.lines)
+                manufacturer, model, revision = manufacturer or gsv[0], model or gsv[1], revision or gsv[2]
         return ModemInfo(
-            manufacturer=await read("AT+CGMI"),
-            model=await read("AT+CGMM"),
-            revision=await read("AT+CGMR"),
+            manufacturer=manufacturer,
+            model=model,
+            revision=revision,
             imei=await read("AT+CGSN"),
             imsi=await read("AT+CIMI", sim=True),
             iccid=await read("AT+CCID", sim=True),
@@ -983,8 +1012,10 @@ class Modem:
         if reg is None:
             return
         self._note_registration(reg.registration)
-        if reg.has_timers and self.status.psm.enabled:
-            psm = dataclasses.replace(self.status.psm, tau_s=reg.tau_s, active_s=reg.active_s)
+        if reg.has_timers:
+            # The network's grant, e.g. in the URCs that follow AT+CPSMS (even before the refresh that
+            # records PSM as enabled).
+            psm = self.status.psm.with_grant(reg.tau_s, reg.active_s)
             self._set_status(dataclasses.replace(self.status, psm=psm))
 
     def _on_psm_urc(self, urc: Urc) -> None:

@@ -10,11 +10,15 @@ These are driver-side parsers: the emulator has its own and the two never share 
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import ipaddress
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from .models import CellInfo, PingReply, Registration
+from .models import CellInfo, NeighbourCell, PingReply, Registration
 from .psm import decode_t3324, decode_t3412
 
 __all__ = [
@@ -22,6 +26,7 @@ __all__ = [
     "RegInfo",
     "find_value",
     "is_ip_literal",
+    "parse_cclk",
     "parse_ceng",
     "parse_cdnsgip",
     "parse_cgact",
@@ -33,6 +38,7 @@ __all__ = [
     "parse_cpsms",
     "parse_cpsmstatus",
     "parse_csq",
+    "parse_gsv",
     "parse_identity",
     "parse_reg_read",
     "parse_reg_urc",
@@ -40,21 +46,39 @@ __all__ = [
 ]
 
 
-def split_fields(text: str) -> list[str]:
-    """Split an AT parameter list on commas outside double quotes; strip blanks and the quotes."""
-    fields: list[str] = []
+class Field(NamedTuple):
+    """One AT parameter: its text (quotes removed, blanks stripped) and whether it was quoted."""
+
+    text: str
+    quoted: bool
+
+
+def split_quoted(text: str) -> list[Field]:
+    """Split an AT parameter list on commas outside double quotes, remembering which fields were quoted.
+
+    Whether a field was quoted matters where it is the only sign of what the field is: a quoted
+    ``"00"`` is a string (the ``<rac>`` of +CEREG on a SIM7020), an unquoted ``0`` an integer.
+    """
+    fields: list[Field] = []
     current: list[str] = []
-    quoted = False
+    quoted = in_quotes = False
     for char in text:
         if char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            fields.append("".join(current).strip())
+            in_quotes = not in_quotes
+            quoted = True
+        elif char == "," and not in_quotes:
+            fields.append(Field("".join(current).strip(), quoted))
             current = []
+            quoted = False
         else:
             current.append(char)
-    fields.append("".join(current).strip())
+    fields.append(Field("".join(current).strip(), quoted))
     return fields
+
+
+def split_fields(text: str) -> list[str]:
+    """Split an AT parameter list on commas outside double quotes; strip blanks and the quotes."""
+    return [field.text for field in split_quoted(text)]
 
 
 def find_value(lines: Sequence[str], prefix: str) -> str | None:
@@ -117,7 +141,15 @@ def parse_csq(lines: Sequence[str]) -> tuple[int | None, int | None]:
 
 @dataclass(frozen=True, slots=True)
 class RegInfo:
-    """A decoded +CEREG/+CGREG (read answer or URC)."""
+    """A decoded +CEREG/+CGREG (read answer or URC), whichever layout the module printed.
+
+    :param active_s: the Active-Time (T3324) the network granted, seconds; None when not reported or
+        not granted (deactivated)
+    :param tau_s: the periodic TAU (T3412 extended; Periodic-RAU for +CGREG) the network granted, seconds;
+        None when not reported or not granted (``111xxxxx``: deactivated, the network keeps its legacy timer)
+    :param has_timers: the line carried the network's timers (``AT+CEREG=4``/``5``): a None timer then
+        means "not granted" rather than "not reported"
+    """
 
     registration: Registration
     tac: str | None = None
@@ -126,45 +158,128 @@ class RegInfo:
     active_s: int | None = None
     tau_s: int | None = None
     has_timers: bool = False
+    cause_type: int | None = None
+    reject_cause: int | None = None
 
 
-def _reg_from_fields(fields: list[str]) -> RegInfo | None:
-    """Fields starting with <stat> (the URC layout)."""
-    stat = _int(fields[0]) if fields else None
+# +CEREG/+CGREG layouts. 3GPP TS 27.007 (https://www.3gpp.org/DynaReport/27007.htm), counted from <stat>:
+#
+#   +CEREG (10.1.22): <stat>[,[<tac>],[<ci>],[<AcT>] then by <n>:
+#       n=3  [,<cause_type>,<reject_cause>]
+#       n=4  [,,[,[<Active-Time>],[<Periodic-TAU>]]]            (the two cause fields are empty: ",,,")
+#       n=5  [,[<cause_type>],[<reject_cause>][,[<Active-Time>],[<Periodic-TAU>]]]
+#   +CGREG (10.1.20): the same with <rac> (routing area code: a quoted one-byte hex string) right after
+#       <AcT>, and a third timer <GPRS-READY-timer> after <Active-Time>,<Periodic-RAU>.
+#
+# A SIM7020 prints the +CGREG layout for +CEREG too: `+CEREG: 4,1,"00A0","0002920C",9,"00",,,"00100010",
+# "00010010"` has <rac> "00" after <AcT> (docs/status_formats.md), so <cause_type>, <reject_cause> and
+# the timers sit one place further right than 27.007's +CEREG says. Other firmware (a SIM7028, modems of
+# other makers) prints the plain layout. Field counts from <stat>, per <n>:
+#
+#   n       0/1   2   3       4       5
+#   plain   1     4   4 or 6  4 or 8  4, 6 or 8
+#   <rac>   1     5   5 or 7  5 or 9  5, 7 or 9      (+CGREG with its third timer: 10)
+#
+# _has_rac decides from what the field right after <AcT> is, and only falls back on positions and counts
+# when that field is ambiguous (an unquoted small integer or empty: a cause field, or a <rac> some firmware
+# printed without quotes).
+
+_TIMER_BITS = re.compile(r"[01]{8}")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _is_timer(field: Field) -> bool:
+    return _TIMER_BITS.fullmatch(field.text) is not None
+
+
+def _has_rac(fields: Sequence[Field]) -> bool:
+    """True when ``fields`` (counted from <stat>) carry a <rac> right after <AcT>."""
+    if len(fields) < 5:
+        return False  # nothing after <AcT>: both layouts read the same
+    after_act = fields[4]
+    if after_act.quoted:
+        return True  # <cause_type> is an integer and never quoted; n=4's empty cause fields are bare
+    if after_act.text and not _DIGITS.fullmatch(after_act.text):
+        return True  # hex letters ("A0"): a routing area code, not a cause type
+    # Ambiguous: where are the timers? Plain: at 6 and 7. With <rac>: at 7 and 8, and position 6 then
+    # holds <reject_cause>, an integer below 256 that is never eight 0/1 digits.
+    if len(fields) > 7 and _is_timer(fields[6]):
+        return False
+    if len(fields) > 8 and _is_timer(fields[7]):
+        return True
+    return len(fields) % 2 == 1  # the table above: plain counts are even, counts with <rac> odd
+
+
+def _timer(field: Field | None, decode: Callable[[str], int | None]) -> tuple[bool, int | None]:
+    """(reported, seconds) of one timer field; an empty or malformed field is not reported."""
+    if field is None or not _is_timer(field):
+        return False, None
+    return True, decode(field.text)
+
+
+def _reg_from_fields(fields: Sequence[Field]) -> RegInfo | None:
+    """Fields counted from <stat> (the URC layout), in either layout (see the table above)."""
+    stat = _int(fields[0].text) if fields else None
     if stat is None:
         return None
-    tac = fields[1] or None if len(fields) > 1 else None
-    ci = fields[2] or None if len(fields) > 2 else None
-    act = _int(fields[3]) if len(fields) > 3 else None
-    active_s: int | None = None
-    tau_s: int | None = None
-    has_timers = False
-    if len(fields) > 7:
-        try:
-            active_s = decode_t3324(fields[6]) if fields[6] else None
-            tau_s = decode_t3412(fields[7]) if fields[7] else None
-            has_timers = bool(fields[6] or fields[7])
-        except ValueError:
-            active_s = tau_s = None
-    return RegInfo(Registration.from_stat(stat), tac, ci, act, active_s, tau_s, has_timers)
+
+    def text(index: int) -> str | None:
+        return (fields[index].text or None) if index < len(fields) else None
+
+    def number(index: int) -> int | None:
+        return _int(fields[index].text) if index < len(fields) else None
+
+    def field(index: int) -> Field | None:
+        return fields[index] if index < len(fields) else None
+
+    cause = 5 if _has_rac(fields) else 4  # index of <cause_type>
+    active_reported, active_s = _timer(field(cause + 2), decode_t3324)
+    tau_reported, tau_s = _timer(field(cause + 3), decode_t3412)
+    return RegInfo(
+        registration=Registration.from_stat(stat),
+        tac=text(1),
+        cell_id=text(2),
+        act=number(3),
+        active_s=active_s,
+        tau_s=tau_s,
+        has_timers=active_reported or tau_reported,
+        cause_type=number(cause),
+        reject_cause=number(cause + 1),
+    )
 
 
 def parse_reg_read(lines: Sequence[str], prefix: str = "+CEREG") -> RegInfo | None:
-    """Read answer ``+CEREG: <n>,<stat>[,<tac>,<ci>,<AcT>[,<cause>,<reject>[,<active>,<tau>]]]``."""
-    value = find_value(lines, prefix)
-    if value is None:
-        return None
-    fields = split_fields(value)
-    if len(fields) < 2:
-        # Some firmware answer the read form with the URC layout (just <stat>).
-        return _reg_from_fields(fields)
-    return _reg_from_fields(fields[1:])
+    """Read answer ``+CEREG: <n>,<stat>[,<tac>,<ci>,<AcT>[,…]]`` (also +CGREG), in either layout.
+
+    A +CEREG URC that arrived while the read was in flight lands among the answer's lines; it is told
+    apart by its second field (a quoted <tac>, where the read answer has the bare <stat>) and used only
+    when there is no read answer (some firmware answer the read form in the URC layout).
+    """
+    fallback: RegInfo | None = None
+    for value in _all_values(lines, prefix):
+        fields = split_quoted(value)
+        if len(fields) >= 2 and not fields[1].quoted:
+            info = _reg_from_fields(fields[1:])
+            if info is not None:
+                return info
+        elif fallback is None:
+            fallback = _reg_from_fields(fields)
+    return fallback
 
 
 def parse_reg_urc(line: str) -> RegInfo | None:
-    """URC ``+CEREG: <stat>[,<tac>,<ci>,<AcT>[,<cause>,<reject>[,<active>,<tau>]]]`` (also +CGREG)."""
+    """URC ``+CEREG: <stat>[,<tac>,<ci>,<AcT>[,…]]`` (also +CGREG), in either layout.
+
+    A read answer (``+CEREG: <n>,<stat>,…``) that reached the URC path (answered after its command
+    gave up) is recognised by its second field, a bare small integer (<stat>) where a URC has the quoted
+    4-digit <tac>, and read as such.
+    """
     _, _, value = line.partition(":")
-    return _reg_from_fields(split_fields(value.strip()))
+    fields = split_quoted(value.strip())
+    second = fields[1] if len(fields) >= 2 else None
+    if second is not None and not second.quoted and len(second.text) <= 2 and _DIGITS.fullmatch(second.text):
+        return _reg_from_fields(fields[1:])
+    return _reg_from_fields(fields)
 
 
 def parse_cgatt(lines: Sequence[str]) -> bool | None:
@@ -258,25 +373,73 @@ def parse_cpin(lines: Sequence[str]) -> str | None:
 
 
 def parse_ceng(lines: Sequence[str]) -> CellInfo:
-    """Serving cell from ``+CENG: <earfcn>,<offset>,<pci>,"<cellid>",<rsrp>,<rsrq>,<rssi>,<snr>,<band>,
-    "<tac>",<ecl>,<tx_pwr>,<re_rsrp>``; neighbour lines (fewer fields) are ignored."""
+    """Serving cell and neighbours from the lines of ``AT+CENG?``.
+
+    - serving cell: ``+CENG: <earfcn>,<offset>,<pci>,"<cellid>",<rsrp>,<rsrq>,<rssi>,<snr>,<band>,"<tac>",
+      <ecl>,<tx_pwr>,<re_rsrp>`` (13 fields; a real SIM7020 leaves ``<tx_pwr>`` empty at times);
+    - each neighbour: ``+CENG: <earfcn>,<offset>,<pci>,<rsrp>`` (4 fields), kept in the module's order.
+
+    Lines of any other shape (a mode header some firmware print) are skipped.
+    """
+    serving: CellInfo | None = None
+    neighbours: list[NeighbourCell] = []
     for value in _all_values(lines, "+CENG"):
         fields = split_fields(value)
-        if len(fields) < 9:
-            continue
-        return CellInfo(
-            earfcn=_int(fields[0]),
-            pci=_int(fields[2]),
-            cell_id=fields[3] or None,
-            rsrp_dbm=_int(fields[4]),
-            rsrq_db=_int(fields[5]),
-            rssi_dbm=_int(fields[6]),
-            sinr_db=_int(fields[7]),
-            band=_int(fields[8]),
-            tac=(fields[9] or None) if len(fields) > 9 else None,
-            ecl=_int(fields[10]) if len(fields) > 10 else None,
+        if len(fields) >= 9 and serving is None:
+            serving = CellInfo(
+                earfcn=_int(fields[0]),
+                pci=_int(fields[2]),
+                cell_id=fields[3] or None,
+                rsrp_dbm=_int(fields[4]),
+                rsrq_db=_int(fields[5]),
+                rssi_dbm=_int(fields[6]),
+                sinr_db=_int(fields[7]),
+                band=_int(fields[8]),
+                tac=(fields[9] or None) if len(fields) > 9 else None,
+                ecl=_int(fields[10]) if len(fields) > 10 else None,
+            )
+        elif len(fields) == 4 and all(_int(f) is not None for f in fields):
+            earfcn, offset, pci, rsrp = (_int(f) for f in fields)
+            neighbours.append(NeighbourCell(earfcn=earfcn, earfcn_offset=offset, pci=pci, rsrp_dbm=rsrp))
+    return dataclasses.replace(serving or CellInfo(), neighbours=tuple(neighbours))
+
+
+# +CCLK: "yy/MM/dd,hh:mm:ss±zz" (27.007; zz in quarter hours). A SIM7020 prints it unquoted with a 2-digit
+# year, a SIM7028 quoted with a 4-digit year (docs/status_formats.md).
+_CCLK = re.compile(
+    r"(?P<year>\d{4}|\d{2})/(?P<month>\d{1,2})/(?P<day>\d{1,2}),"
+    r"(?P<hour>\d{1,2}):(?P<minute>\d{1,2}):(?P<second>\d{1,2})"
+    r"(?P<sign>[+-])(?P<quarters>\d{1,2})"
+)
+
+
+def parse_cclk(lines: Sequence[str]) -> dt.datetime:
+    """``+CCLK: <time>``, quoted or not, 2- or 4-digit year → a timezone-aware datetime.
+
+    :raises ValueError: no +CCLK line, or a time that is not ``yy/MM/dd,hh:mm:ss±zz`` (naming the line)
+    """
+    value = find_value(lines, "+CCLK")
+    if value is None:
+        raise ValueError(f"no +CCLK line in the answer {list(lines)!r}")
+    text = value.strip().strip('"').strip()
+    match = _CCLK.fullmatch(text)
+    if match is None:
+        raise ValueError(f"+CCLK time {value!r} is not yy/MM/dd,hh:mm:ss±zz (zz: quarter hours)")
+    year = int(match["year"])
+    quarters = int(match["quarters"]) * (-1 if match["sign"] == "-" else 1)
+    try:
+        zone = dt.timezone(dt.timedelta(minutes=15 * quarters))
+        return dt.datetime(
+            year + 2000 if len(match["year"]) == 2 else year,
+            int(match["month"]),
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            int(match["second"]),
+            tzinfo=zone,
         )
-    return CellInfo()
+    except ValueError as err:
+        raise ValueError(f"+CCLK time {value!r} is not a valid date and time: {err}") from None
 
 
 _IDENTITY_PREFIXES = ("+CGMI:", "+CGMM:", "+CGMR:", "+CGSN:", "+CIMI:", "+CCID:", "+ICCID:", "REVISION:")
@@ -296,6 +459,29 @@ def parse_identity(lines: Sequence[str]) -> str:
                 break
         return text.strip('"').strip()
     return ""
+
+
+def parse_gsv(lines: Sequence[str]) -> tuple[str, str, str]:
+    """``AT+GSV`` → (manufacturer, model, revision); empty strings for what is missing.
+
+    A SIM7020G answers three bare lines (docs/status_formats.md)::
+
+        SIMCOM_Ltd
+        SIM7020G
+        Revision:1752B02SIM7020G
+    """
+    revision = ""
+    others: list[str] = []
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        if text.upper().startswith("REVISION:"):
+            revision = text[len("REVISION:") :].strip()
+        else:
+            others.append(text)
+    others += ["", ""]
+    return others[0], others[1], revision
 
 
 @dataclass(frozen=True, slots=True)

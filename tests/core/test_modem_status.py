@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim7020_core.models import Registration
+from sim7020_core.models import NeighbourCell, Registration
 from sim7020_core.psm import encode_t3324, encode_t3412
 from sim7020_core.status import (
+    parse_cclk,
     parse_cdnsgip,
     parse_ceng,
     parse_cgact,
@@ -20,6 +21,7 @@ from sim7020_core.status import (
     parse_cpsms,
     parse_cpsmstatus,
     parse_csq,
+    parse_gsv,
     parse_identity,
     parse_reg_read,
     parse_reg_urc,
@@ -94,7 +96,10 @@ def test_ceng_serving_cell_and_neighbours() -> None:
         0,
     )
     assert (cell.rsrp_dbm, cell.rsrq_db, cell.rssi_dbm, cell.sinr_db) == (-83, -10, -73, 12)
-    assert parse_ceng(["+CENG: 3683,2,130,-95"]).pci is None
+    assert cell.neighbours == (NeighbourCell(earfcn=3683, earfcn_offset=2, pci=130, rsrp_dbm=-95),)
+    alone = parse_ceng(["+CENG: 3683,2,130,-95"])
+    assert alone.pci is None
+    assert [n.pci for n in alone.neighbours] == [130]
 
 
 @pytest.mark.parametrize(
@@ -186,8 +191,13 @@ def test_parsers_never_crash_on_garbage(text: str) -> None:
     parse_cops(["+COPS: " + text])
     parse_cpsms(["+CPSMS: " + text])
     parse_identity(lines)
+    parse_gsv(lines)
     for parser in (parse_cdnsgip, parse_cipping):
         try:
             parser(text)
         except ValueError:
             pass
+    try:
+        parse_cclk(["+CCLK: " + text])
+    except ValueError:
+        pass
