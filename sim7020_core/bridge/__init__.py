@@ -2,6 +2,6 @@
 
 Modules: :mod:`.bridge` (``Bridge``, ``ModemBridge``), :mod:`.mqtt` (paho handed to asyncio),
 :mod:`.queue` (sqlite durable queues), :mod:`.routes`, :mod:`.commands`, :mod:`.discovery`, :mod:`.demo`,
-:mod:`.broker` / :mod:`.mini_broker` (local brokers for the demo), :mod:`.cli`. Nothing is imported here, so
+:mod:`.broker` (the demo's local broker: mosquitto or amqtt), :mod:`.cli`. Nothing is imported here, so
 the ``sim7020`` command line stays quick to start.
 """

@@ -1,30 +1,67 @@
-"""Start a local MQTT broker for the demo: Debian's mosquitto (``apt-get install mosquitto``) when it is
-installed, otherwise the minimal embedded broker of :mod:`.mini_broker`.
+"""Start a local MQTT broker for the demo (``sim7020 demo``, ``scripts/demo``).
 
-mosquitto listens on 127.0.0.1 only, with a generated configuration in a temporary directory, and is
-stopped with SIGTERM.
+Two brokers, both listening on an IPv4 loopback address only (127.0.0.1 by default), since they accept
+anonymous clients:
+
+* ``mosquitto``: Debian's mosquitto (``apt-get install mosquitto``), a subprocess with a generated
+  configuration in a temporary directory, stopped with SIGTERM (SIGKILL after :data:`BROKER_STOP_TIMEOUT`).
+* ``embedded``: amqtt (https://github.com/Yakifo/amqtt, ``pip install 'sim7020[demo]'``), a maintained MQTT
+  3.1.1 broker written for asyncio, run inside this process on the caller's event loop.
+* ``auto`` (the default): mosquitto when it is installed, otherwise amqtt; when neither is, the error names
+  both ways to get one.
+
+amqtt runs in-process rather than as a subprocess because its asyncio API reports what went wrong as an
+exception of ``Broker.start()`` (a port already taken, a bad configuration), where its command-line script
+only logs the failure and keeps running; it is ready in tens of milliseconds without a second interpreter; and
+``Broker.shutdown()`` closes its listener, sessions and tasks on our loop, so stopping leaves nothing running.
+Importing amqtt (about 0.3 s of module loading on a small machine) happens in a worker thread, off the event
+loop. The bridge speaks MQTT 3.1.1 by default, which is all amqtt serves; a bridge configured with
+``mqtt.protocol: 5`` needs mosquitto. amqtt treats every client of this demo configuration as anonymous and
+so does not queue messages for a client while it is away (mosquitto does): fine for the demo, which never
+takes the bridge down, and the reason a real installation uses mosquitto.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import ipaddress
+import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
 
 from ..exceptions import Sim7020Error
-from .mini_broker import MiniBroker
 
-#: Hard deadline for the broker to accept connections.
+_LOGGER = logging.getLogger(__name__)
+
+#: Hard deadline for mosquitto to accept connections, or for amqtt's import and ``Broker.start()``.
 BROKER_START_TIMEOUT = 10.0
+#: Bound on stopping a broker (mosquitto: before SIGKILL; amqtt: on ``Broker.shutdown()``).
 BROKER_STOP_TIMEOUT = 5.0
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
+#: What ``kind`` accepts (``sim7020 demo --broker``).
+BROKER_KINDS = ("auto", "mosquitto", "embedded")
+
+INSTALL_MOSQUITTO = "apt-get install mosquitto"
+INSTALL_AMQTT = "pip install 'sim7020[demo]'"
 
 
 class BrokerError(Sim7020Error):
     """No broker could be started."""
+
+
+class _AmqttBroker(Protocol):
+    """The part of ``amqtt.broker.Broker`` used here."""
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
 
 
 def find_mosquitto() -> str | None:
@@ -45,36 +82,94 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _import_amqtt() -> tuple[ModuleType, ModuleType, str]:
+    """``amqtt.broker``, ``amqtt.errors`` and amqtt's version (blocking: module loading reads files)."""
+    broker = importlib.import_module("amqtt.broker")
+    errors = importlib.import_module("amqtt.errors")
+    version = str(getattr(sys.modules["amqtt"], "__version__", "?"))
+    return broker, errors, version
+
+
 class LocalBroker:
     """A local broker on ``host:port`` (``port`` 0 picks a free one).
 
-    :param kind: ``"mosquitto"``, ``"embedded"`` or ``"auto"`` (mosquitto when installed)
+    :param host: an IPv4 loopback address (the brokers accept anonymous clients: nothing else may reach them)
+    :param kind: ``"mosquitto"``, ``"embedded"`` (amqtt) or ``"auto"`` (mosquitto when installed, else amqtt)
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, kind: str = "auto") -> None:
-        if kind not in ("auto", "mosquitto", "embedded"):
-            raise ValueError(f"broker kind must be auto, mosquitto or embedded, not {kind!r}")
+        if kind not in BROKER_KINDS:
+            raise ValueError(f"broker kind must be one of {', '.join(BROKER_KINDS)}, not {kind!r}")
+        try:
+            loopback = ipaddress.IPv4Address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(f"the demo broker listens on an IPv4 loopback address only, not {host!r}")
         self.host = host
         self.port = port or free_port(host)
         self.kind = kind
+        #: What runs, for people: "mosquitto" or "amqtt <version> (embedded)"; empty until started.
         self.name = ""
         self._proc: asyncio.subprocess.Process | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._embedded: MiniBroker | None = None
+        self._embedded: _AmqttBroker | None = None
 
     async def start(self) -> None:
-        """Start mosquitto and wait until it accepts connections.
+        """Start the broker and return once it accepts connections.
 
-        :raises BrokerError: mosquitto is not installed, exited, or did not listen in time
+        :raises BrokerError: the broker asked for (or, with ``auto``, both) is not installed, or it did not
+            start within :data:`BROKER_START_TIMEOUT`; the message says what to install
         """
         binary = find_mosquitto() if self.kind != "embedded" else None
-        if binary is None:
-            if self.kind == "mosquitto":
-                raise BrokerError("mosquitto is not installed (Debian/Ubuntu: apt-get install mosquitto)")
-            self._embedded = MiniBroker()
-            await self._embedded.start(self.host, self.port)
-            self.name = "embedded mini broker"
-            return
+        if binary is not None:
+            await self._start_mosquitto(binary)
+        elif self.kind == "mosquitto":
+            raise BrokerError(
+                f"mosquitto is not installed (Debian/Ubuntu: {INSTALL_MOSQUITTO}); "
+                f"or use the embedded broker: {INSTALL_AMQTT}, then --broker embedded"
+            )
+        else:
+            await self._start_embedded()
+
+    async def _start_embedded(self) -> None:
+        try:
+            async with asyncio.timeout(BROKER_START_TIMEOUT):
+                if "amqtt.broker" in sys.modules:  # already loaded: nothing blocking left to do
+                    amqtt_broker, amqtt_errors, version = _import_amqtt()
+                else:
+                    amqtt_broker, amqtt_errors, version = await asyncio.to_thread(_import_amqtt)
+                broker: _AmqttBroker = amqtt_broker.Broker(self._amqtt_config())
+                try:
+                    await broker.start()
+                except amqtt_errors.BrokerError as err:
+                    raise BrokerError(
+                        f"the embedded broker (amqtt) did not start on {self.host}:{self.port}: {err}"
+                    ) from err
+        except ModuleNotFoundError as err:
+            if not (err.name or "").startswith("amqtt"):
+                raise  # a dependency of amqtt itself is missing: show the real error
+            if self.kind == "embedded":
+                raise BrokerError(f"the embedded broker needs amqtt: {INSTALL_AMQTT}") from None
+            raise BrokerError(
+                "the demo needs an MQTT broker and neither is installed: "
+                f"mosquitto (Debian/Ubuntu: {INSTALL_MOSQUITTO}) or amqtt ({INSTALL_AMQTT})"
+            ) from None
+        except TimeoutError:
+            raise BrokerError(
+                f"the embedded broker (amqtt) did not start within {BROKER_START_TIMEOUT:g} s"
+            ) from None
+        self._embedded = broker
+        self.name = f"amqtt {version} (embedded)"
+
+    def _amqtt_config(self) -> dict[str, Any]:
+        """One TCP listener on our loopback address, anonymous clients, no ``$SYS`` publishing."""
+        return {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+
+    async def _start_mosquitto(self, binary: str) -> None:
         self.name = "mosquitto"
         self._tmp = tempfile.TemporaryDirectory(prefix="sim7020-broker-")
         conf = Path(self._tmp.name) / "mosquitto.conf"
@@ -115,10 +210,14 @@ class LocalBroker:
             raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} in time") from None
 
     async def stop(self) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL after a bound)."""
-        if self._embedded is not None:
-            await self._embedded.stop()
-            self._embedded = None
+        """Stop the broker, bounded by :data:`BROKER_STOP_TIMEOUT` (mosquitto: SIGTERM, then SIGKILL)."""
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            try:
+                async with asyncio.timeout(BROKER_STOP_TIMEOUT):
+                    await embedded.shutdown()
+            except TimeoutError:
+                _LOGGER.warning("the embedded broker (amqtt) did not stop within %g s", BROKER_STOP_TIMEOUT)
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             proc.terminate()

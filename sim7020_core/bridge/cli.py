@@ -37,7 +37,8 @@ def add_cli(subparsers: Any) -> None:
         "--broker",
         choices=["auto", "mosquitto", "embedded"],
         default="auto",
-        help="MQTT broker to start: mosquitto when installed (auto), or the minimal embedded one",
+        help="MQTT broker to start on 127.0.0.1: mosquitto when installed, else amqtt (auto, the default);"
+        " embedded: amqtt in this process (pip install 'sim7020[demo]')",
     )
     _log_level(demo, "WARNING")
     demo.set_defaults(func=run_demo)

@@ -1,8 +1,9 @@
 """``sim7020 demo``: the whole chain on one machine, no hardware.
 
-Starts an emulated SIM7020, a local mosquitto, a UDP echo "cloud" server and the bridge; then publishes
-a sensor reading on the route's uplink topic, shows it reach the cloud server and the echo come back on
-the downlink topic, and prints the modem's state. Repeats until Ctrl+C (``--once``: one round).
+Starts an emulated SIM7020, a local broker (mosquitto, or amqtt in-process: :mod:`.broker`), a UDP echo
+"cloud" server and the bridge; then publishes a sensor reading on the route's uplink topic, shows it reach
+the cloud server and the echo come back on the downlink topic, and prints the modem's state. Repeats until
+Ctrl+C (``--once``: one round).
 """
 
 from __future__ import annotations
