@@ -29,7 +29,10 @@ SESSION: list[tuple[str, bytes]] = [
     (TO_MODEM, b'AT+CSOCON=1,5683,"117.131.85.139"\r'),
     (FROM_MODEM, b"\r\nOK\r\n"),
     (TO_MODEM, b'AT+CDNSGIP="example.com"\r'),
-    (FROM_MODEM, b'\r\nOK\r\n\r\n+CDNSGIP: 1,"example.com","93.184.216.34","2606:2800:220:1:248:1893:25c8:1946"\r\n'),
+    (
+        FROM_MODEM,
+        b'\r\nOK\r\n\r\n+CDNSGIP: 1,"example.com","93.184.216.34","2606:2800:220:1:248:1893:25c8:1946"\r\n',
+    ),
     (TO_MODEM, b'AT+CSOCON=2,80,"127.0.0.1"\r'),
     (FROM_MODEM, b"\r\n+CSONMI: 0,10,706F6E67FF\r\n\r\n+CCLK: 24/04/30,07:49:36+12\r\n"),
     (TO_MODEM, b"AT+CSODSEND=0,3\r"),
@@ -52,19 +55,27 @@ def test_identities_and_addresses_are_replaced_by_fakes_of_the_same_shape() -> N
     for secret in (IMEI, IMSI, ICCID, "10.250.0.213", "117.131.85.139", "93.184.216.34", "2606:2800:220:1"):
         assert secret not in text
     fake_imei = redactor.mapping[IMEI]
-    assert fake_imei[:8] == IMEI[:8] and len(fake_imei) == 15 and luhn_valid(fake_imei)  # model kept
+    assert fake_imei[:8] == IMEI[:8]
+    assert len(fake_imei) == 15
+    assert luhn_valid(fake_imei)
     fake_imsi = redactor.mapping[IMSI]
-    assert fake_imsi[:5] == IMSI[:5] and len(fake_imsi) == 15  # operator kept
+    assert fake_imsi[:5] == IMSI[:5]
+    assert len(fake_imsi) == 15
     fake_iccid = redactor.mapping[ICCID]
-    assert fake_iccid[:6] == ICCID[:6] and len(fake_iccid) == 20 and luhn_valid(fake_iccid)
+    assert fake_iccid[:6] == ICCID[:6]
+    assert len(fake_iccid) == 20
+    assert luhn_valid(fake_iccid)
     assert f"\r\n{fake_imei}\r\n".encode() in back
     assert b'"192.0.2.1.255.255.255.0"' in back  # address replaced, netmask kept
     assert b'"192.0.2.2"' in to  # 117.131.85.139
-    assert b'"203.0.113.77"' in to and b'"127.0.0.1"' in to  # documentation and loopback addresses stay
+    assert b'"203.0.113.77"' in to
+    assert b'"127.0.0.1"' in to
     assert b'"2001:db8::1"' in back
     # what is not an identifier is untouched: payload hex, time, prompt, binary data
-    assert b"706F6E67FF" in back and b"+CCLK: 24/04/30,07:49:36+12" in back
-    assert b"\r\n> " in back and b"\x00\x01\x02" in to
+    assert b"706F6E67FF" in back
+    assert b"+CCLK: 24/04/30,07:49:36+12" in back
+    assert b"\r\n> " in back
+    assert b"\x00\x01\x02" in to
     # a value learned once is replaced wherever it appears later
     assert f"+CGSN: {fake_imei}\r\n".encode() in back
 
@@ -107,7 +118,9 @@ def chunked_session(draw: st.DrawFn) -> list[tuple[str, bytes]]:
     """SESSION with every read split at arbitrary points (the order of the two sides kept)."""
     out: list[tuple[str, bytes]] = []
     for direction, data in SESSION:
-        cuts = sorted(set(draw(st.lists(st.integers(min_value=1, max_value=max(1, len(data) - 1)), max_size=6))))
+        cuts = sorted(
+            set(draw(st.lists(st.integers(min_value=1, max_value=max(1, len(data) - 1)), max_size=6)))
+        )
         points = [c for c in cuts if c < len(data)]
         for a, b in zip([0, *points], [*points, len(data)], strict=True):
             out.append((direction, data[a:b]))

@@ -110,7 +110,9 @@ async def test_the_boot_banner_is_sent_when_the_client_connects(clients) -> None
     )
     async with replayer:
         client = await serve(replayer, clients)
-        assert await client.expect(b"+CPIN: READY\r\n") == b"\r\n+CPIN: READY\r\n"  # RDY came before the client
+        assert (
+            await client.expect(b"+CPIN: READY\r\n") == b"\r\n+CPIN: READY\r\n"
+        )  # RDY came before the client
 
 
 async def test_a_length_delimited_block_after_the_prompt(clients) -> None:
@@ -179,7 +181,7 @@ async def test_replay_over_a_pty(clients) -> None:
         ("AT+CSQ", True),
         ("AT+CGSN", True),
         ("AT+CMEE=1", False),
-        ("AT+CSOSEND=0,4,\"70696E67\"", False),
+        ('AT+CSOSEND=0,4,"70696E67"', False),
         ("ATE0", False),
         ("AT+CFUN=1,1", False),
     ],

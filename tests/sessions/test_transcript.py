@@ -65,7 +65,10 @@ def test_example_transcript_reads_as_documented() -> None:
         ("# sim7020-session 2\n", "version '2' is not supported"),
         ("# sim7020-session 1\n0.1 > AT\\q\n", ":2: bad escape at column 3"),
         ("# sim7020-session 1\n0.1 > AT\\x4\n", ":2: bad escape"),
-        ("# sim7020-session 1\n0.1 > caf\u00e9\n", "character '\u00e9' at column 4 must be written as an escape"),
+        (
+            "# sim7020-session 1\n0.1 > caf\u00e9\n",
+            "character '\u00e9' at column 4 must be written as an escape",
+        ),
         ("# sim7020-session 1\n0.1 > a\tb\n", "character '\\t' at column 2"),
         ("# sim7020-session 1\n0.2 > AT\\r\n0.1 < OK\n", ":3: time 0.1 goes back"),
         ("# sim7020-session 1\n0.2 = AT\n", ":2: expected 'TIME DIR DATA'"),
