@@ -4,9 +4,11 @@ How a transcript becomes a modem (:func:`build_script`):
 
 - The client's bytes are cut into *inputs*: a command is the text up to CR or LF (surrounding whitespace and
   an LF after the CR dropped); after the modem sent a data prompt (output ending in ``>`` or ``> `` at the
-  start of a line) the client's next bytes are a *data block* instead, which ends with the first Ctrl+Z or
-  ESC byte when the recorded block did, and after as many bytes as were recorded otherwise (the length
-  named in ``AT+CSODSEND=0,5`` / ``AT+CIPSEND=5``).
+  start of a line) the client's next bytes, up to the modem's next output that is not their echo, are a
+  *data block* instead. When it is replayed, a data block ends after as many bytes as were recorded (the
+  length named in ``AT+CSODSEND=0,5`` / ``AT+CIPSEND=5``), or earlier at a Ctrl+Z or ESC byte when the
+  recorded block ended with one and held no other (``AT+CIPSEND`` without a length; binary data sent with a
+  length may contain those bytes anywhere).
 - Everything the modem said after an input, up to the next input, is that input's *answer*: a list of
   ``(delay after the input, bytes)`` pieces, replayed with the recorded delays (divided by ``speed``).
 - *Probes* (bare ``AT``, read commands ``AT+X?``, test commands ``AT+X=?`` and the pure queries
@@ -77,10 +79,24 @@ def command_key(command: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DataSpec:
-    """How the data block after a prompt ends: after ``length`` bytes, or at one of ``terminators``."""
+    """How a data block after a prompt ends: after ``length`` bytes, or earlier at one of ``terminators``."""
 
-    length: int | None
+    length: int
     terminators: bytes = b""
+
+    @classmethod
+    def of(cls, block: bytes) -> DataSpec:
+        """The spec that ends a replayed block where the recorded ``block`` ended."""
+        ends_with_terminator = bool(block) and block[-1] in _TERMINATORS
+        inner = any(t in block[:-1] for t in _TERMINATORS)
+        return cls(len(block), _TERMINATORS if ends_with_terminator and not inner else b"")
+
+    def end(self, buf: bytes) -> int | None:
+        """Where the block ends in ``buf`` (bytes received so far), or None while it goes on."""
+        cuts = [i for i in (buf.find(t, 0, self.length) for t in self.terminators) if i >= 0]
+        if cuts:
+            return min(cuts) + 1
+        return self.length if len(buf) >= self.length else None
 
 
 @dataclass(slots=True)
@@ -135,19 +151,11 @@ class _Builder:
     def client(self, time: float, data: bytes) -> None:
         self.inbuf += data
         while self.inbuf:
-            if self.data_command is not None:
-                if not self.block:
-                    self.block_time = time
-                cut = min((i for i in (self.inbuf.find(t) for t in (b"\x1a", b"\x1b")) if i >= 0), default=-1)
-                if cut < 0:
-                    self.block += self.inbuf
-                    self.inbuf = b""
-                    self.block_time = time
-                    return
-                self.block += self.inbuf[: cut + 1]
-                self.inbuf = self.inbuf[cut + 1 :]
-                self._end_block(time, DataSpec(None, _TERMINATORS))
-                continue
+            if self.data_command is not None:  # the block goes on until the modem answers it
+                self.block += self.inbuf
+                self.inbuf = b""
+                self.block_time = time
+                return
             stripped = self.inbuf.lstrip(b" \t\r\n")
             if not stripped:
                 self.inbuf = b""
@@ -160,12 +168,12 @@ class _Builder:
             command, self.inbuf = stripped[:end], stripped[end + 1 :]
             self._input(time, (command_key(command), b""), is_probe(command))
 
-    def _end_block(self, time: float, spec: DataSpec) -> None:
+    def _end_block(self, time: float) -> None:
         command, block = self.data_command, self.block
         assert command is not None
         prompting = self.current
         if prompting is not None and prompting.key == (command, b""):
-            prompting.data = spec if spec.terminators else DataSpec(len(block))
+            prompting.data = DataSpec.of(block)
         self.data_command, self.block, self.echoed = None, b"", 0
         echo, self.echo_pieces = self.echo_pieces, []
         self._input(time, (command, block), False)
@@ -190,7 +198,7 @@ class _Builder:
                 self.echoed += len(data)
                 self.echo_pieces.append((time, data))
                 return
-            self._end_block(self.block_time, DataSpec(len(self.block)))
+            self._end_block(self.block_time)
         if self.current is None:
             self._prologue(time, data)
             return
@@ -244,7 +252,7 @@ class _Builder:
 
     def finish(self) -> Script:
         if self.data_command is not None and self.block:
-            self._end_block(self.block_time, DataSpec(len(self.block)))
+            self._end_block(self.block_time)
         return self.script
 
 
@@ -352,18 +360,10 @@ class Replayer:
         while self._inbuf:
             if self._data is not None:
                 command, spec = self._data
-                if spec.length is not None:
-                    if len(self._inbuf) < spec.length:
-                        return
-                    block, self._inbuf = self._inbuf[: spec.length], self._inbuf[spec.length :]
-                else:
-                    cut = min(
-                        (i for i in (self._inbuf.find(bytes([t])) for t in spec.terminators) if i >= 0),
-                        default=-1,
-                    )
-                    if cut < 0:
-                        return
-                    block, self._inbuf = self._inbuf[: cut + 1], self._inbuf[cut + 1 :]
+                end = spec.end(self._inbuf)
+                if end is None:
+                    return
+                block, self._inbuf = self._inbuf[:end], self._inbuf[end:]
                 self._data = None
                 self._answer((command, block))
                 continue

@@ -161,6 +161,41 @@ async def test_a_ctrl_z_terminated_block_with_echo(clients) -> None:
         assert await client.expect(b"SEND OK\r\n") == b"hello\r\nSEND OK\r\n"
 
 
+async def test_binary_data_with_ctrl_z_inside_is_taken_by_its_length(clients) -> None:
+    replayer = session(
+        """\
+0.0 > AT+CSODSEND=0,4\\r
+0.0 < \\r\\n>\\x20
+0.1 > \\x1a\\x1b\\x1a\\x00
+0.2 < \\r\\nDATA ACCEPT: 4\\r\\n\\r\\nOK\\r\\n
+"""
+    )
+    async with replayer:
+        client = await serve(replayer, clients)
+        await client.write(b"AT+CSODSEND=0,4\r")
+        await client.expect(b"> ")
+        await client.write(b"\x1a\x1b\x1a\x00")
+        assert await client.expect(b"OK\r\n") == b"\r\nDATA ACCEPT: 4\r\n\r\nOK\r\n"
+
+
+async def test_a_shorter_block_ended_by_ctrl_z_is_answered_at_once(clients) -> None:
+    replayer = session(
+        """\
+0.0 > AT+CIPSEND\\r
+0.0 < \\r\\n>\\x20
+0.2 > hello\\x1a
+0.9 < \\r\\nSEND OK\\r\\n
+"""
+    )
+    async with replayer:
+        client = await serve(replayer, clients)
+        await client.write(b"AT+CIPSEND\r")
+        await client.expect(b"> ")
+        await client.write(b"hi\x1a")  # not what was recorded: ERROR, without waiting for more bytes
+        assert await client.expect(b"ERROR\r\n") == b"\r\nERROR\r\n"
+        assert replayer.unmatched == [(b"AT+CIPSEND", b"hi\x1a")]
+
+
 async def test_replay_over_a_pty(clients) -> None:
     from .conftest import PtyClient
 
