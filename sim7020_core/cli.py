@@ -25,6 +25,7 @@ CLI_MODULES = (
     "sim7020_core.emulator.cli",  # emulator
     "sim7020_core.cli_modem",  # status, at, ping, dns, send
     "sim7020_core.bridge.cli",  # bridge, check-config, demo
+    "sim7020_core.sessions.cli",  # record, replay
 )
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
