@@ -27,10 +27,6 @@ SESSIONS = sorted(FIXTURES.glob("*.txt"))
 SPEED = 4.0
 WAIT = 10.0
 
-CEREG_LAYOUT_BUG = pytest.mark.xfail(
-    strict=True, reason="driver parses the SIM7020 +CEREG layout wrongly; fixed by the parser work"
-)
-
 
 @contextlib.asynccontextmanager
 async def replayed(name: str, **options: object) -> AsyncIterator[tuple[Modem, Replayer]]:
@@ -107,7 +103,6 @@ async def test_sim7020_registration_and_cell_info() -> None:
         assert replayer.unmatched == []
 
 
-@CEREG_LAYOUT_BUG
 async def test_sim7020_granted_timers_from_the_cereg_read_answer() -> None:
     """+CEREG: 4,1,"00A0","0002920C",9,"00",,,"00100010","00010010": Active-Time 2 min, TAU 180 min."""
     async with replayed("sim7020_registration_cell_info.txt") as (modem, _):
@@ -146,7 +141,6 @@ async def test_psm_application_note_sleep_wake_and_udp_exchange() -> None:
         await conn.close()
 
 
-@CEREG_LAYOUT_BUG
 async def test_psm_application_note_grant_arrives_in_cereg_urcs() -> None:
     """The network grants Active-Time 2 s ("00000001") and no extended TAU ("11100000": deactivated)."""
     async with replayed("sim7020_psm_application_note.txt") as (modem, _):
