@@ -93,7 +93,8 @@ CIP choices (where the note is garbled or silent)
   leaves data mode with ``CLOSED``. CIPSEND is ``ERROR`` while CIPMODE=1.
 - Losing PS service (detach/CFUN=0) reports ``CLOSED`` for every open link, then ``+PDP: DEACT``; the state
   is ``PDP DEACT`` until CIPSHUT. Without RETENTION the CIP links do not survive PSM (the layer resets as
-  after a reboot); with RETENTION=1 they do, and data that arrives while asleep is reported after waking.
+  after a reboot); with RETENTION=1 they do, and data that arrives while asleep is reported once the module
+  is registered again after waking.
 - Closing: CIPCLOSE (slow, mode 0) and CIPSHUT close TCP peers with FIN; quick CIPCLOSE (mode 1), a
   turned-away server client, and links lost to a reboot, PS service loss or PSM without retention get RST.
 - CIPTKA: ``AT+CIPTKA=<mode>[,<idle 30-7200>[,<interval 30-600>[,<count 1-9>]]]``, read
@@ -459,8 +460,8 @@ class CipCommandSet(CommandSet):
         if not retention:
             self.on_reboot()
 
-    def on_psm_exit(self, retention: bool) -> None:
-        """Report what arrived while asleep (only kept with retention), right after the wake-up URC."""
+    def on_ready(self) -> None:
+        """Registered again after the wake: report what arrived while asleep (only kept with retention)."""
         if self._asleep_queue:
             self.ctx.call_later(0, self._flush_asleep_queue)
 

@@ -11,6 +11,9 @@ silent or garbled are listed in ``docs/emulator.md``; the main ones:
 - ``AT+CSOSENDFLAG=1``: after a TCP send reached the peer, the URC ``SEND: <id>,<bytes>`` (note 5.8).
 - ``+CSONMI: <id>,<hexlen>,<HEX>`` (CSORCVFLAG=0) or ``+CSONMI: <id>,<len>,<raw bytes>`` (CSORCVFLAG=1); one
   per UDP datagram, TCP data in chunks of at most 1460 bytes.
+- PSM: without ``AT+RETENTION=1`` every socket is gone after the wake; with it, what arrived while asleep is
+  reported once the module is registered again. CSORCVFLAG, CSOSENDFLAG and CSORXGET=1 are back to their
+  defaults after every wake (profile ``psm_resets_socket_flags``).
 - ``AT+CSOLIS``: each accepted client gets the lowest free id and the URC ``+NEW CLIENT CONNEC: <id>``.
 - Peer closes a TCP connection: ``+CSOERR: <id>,4`` (TinyGSM: "expected automatic disconnection"); peer reset:
   ``+CSOERR: <id>,3``; PS service lost: ``+CSOERR: <id>,11``. The id stays taken until ``AT+CSOCL``.
@@ -533,7 +536,14 @@ class NativeCommands(CommandSet):
             self._drop_all()
 
     def on_psm_exit(self, retention: bool) -> None:
-        """Awake: deliver what arrived for retained sockets while asleep."""
+        """Awake: the socket-layer flags are back to their defaults (profile ``psm_resets_socket_flags``;
+        the KTH Contiki SIM7020 driver: "RCVFLAG gets reset after PSM, so set it again"), RETENTION or not."""
+        if self.ctx.profile.psm_resets_socket_flags:
+            self.send_flag = self.recv_flag = 0
+            self.manual_all = False
+
+    def on_ready(self) -> None:
+        """Registered again after the wake: deliver what arrived for retained sockets while asleep."""
         for sock in list(self.sockets.values()):
             held, sock.held = sock.held, []
             for data in held:
