@@ -1105,7 +1105,7 @@ class Emulator(ModemContext):
         As a captured SIM7020 (profile ``sim7020``): ``+CPIN: READY``, ``+CPSMSTATUS: "EXIT PSM"``, then
         re-registration: ``+CEREG: 2`` and after ``wake_registration_delay`` ``+CEREG: 1,...`` (per the URC
         modes; UDP data sent in between is lost). Sockets survive only with ``AT+RETENTION=1``; the
-        socket-layer flags are back to their defaults. The ``note`` profile prints only ``EXIT PSM``.
+        receive format (CSORCVFLAG) is back to hex. The ``note`` profile prints only ``EXIT PSM``.
         """
         if not self.asleep:
             return

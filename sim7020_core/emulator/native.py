@@ -12,8 +12,8 @@ silent or garbled are listed in ``docs/emulator.md``; the main ones:
 - ``+CSONMI: <id>,<hexlen>,<HEX>`` (CSORCVFLAG=0) or ``+CSONMI: <id>,<len>,<raw bytes>`` (CSORCVFLAG=1); one
   per UDP datagram, TCP data in chunks of at most 1460 bytes.
 - PSM: without ``AT+RETENTION=1`` every socket is gone after the wake; with it, what arrived while asleep is
-  reported once the module is registered again. CSORCVFLAG, CSOSENDFLAG and CSORXGET=1 are back to their
-  defaults after every wake (profile ``psm_resets_socket_flags``).
+  reported once the module is registered again. CSORCVFLAG is back to its default (hex) after every wake
+  (profile ``wake_resets_csorcvflag``); CSOSENDFLAG is kept.
 - ``AT+CSOLIS``: each accepted client gets the lowest free id and the URC ``+NEW CLIENT CONNEC: <id>``.
 - Peer closes a TCP connection: ``+CSOERR: <id>,4`` (TinyGSM: "expected automatic disconnection"); peer reset:
   ``+CSOERR: <id>,3``; PS service lost: ``+CSOERR: <id>,11``. The id stays taken until ``AT+CSOCL``.
@@ -536,11 +536,11 @@ class NativeCommands(CommandSet):
             self._drop_all()
 
     def on_psm_exit(self, retention: bool) -> None:
-        """Awake: the socket-layer flags are back to their defaults (profile ``psm_resets_socket_flags``;
-        the KTH Contiki SIM7020 driver: "RCVFLAG gets reset after PSM, so set it again"), RETENTION or not."""
-        if self.ctx.profile.psm_resets_socket_flags:
-            self.send_flag = self.recv_flag = 0
-            self.manual_all = False
+        """Awake: CSORCVFLAG is back to hex, RETENTION or not (profile ``wake_resets_csorcvflag``; the KTH
+        Contiki SIM7020 driver, which sets RETENTION=1: "RCVFLAG gets reset after PSM, so set it again").
+        CSOSENDFLAG stays: nicolaij/thcam sets it once and waits for ``SEND:`` after every later wake."""
+        if self.ctx.profile.wake_resets_csorcvflag:
+            self.recv_flag = 0
 
     def on_ready(self) -> None:
         """Registered again after the wake: deliver what arrived for retained sockets while asleep."""

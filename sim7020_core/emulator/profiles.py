@@ -46,9 +46,8 @@ class Profile:
     #: after a wake the module re-registers: ``+CEREG: 2`` then ``+CEREG: 1,...`` (per the URC modes), and
     #: UDP data sent before that is lost
     wake_registration: bool = True
-    #: the socket-layer flags (``AT+CSORCVFLAG``, ``AT+CSOSENDFLAG``, ``AT+CSORXGET=1``) are back to their
-    #: defaults after every wake, RETENTION or not
-    psm_resets_socket_flags: bool = True
+    #: ``AT+CSORCVFLAG`` is back to its default (hex) after every wake, RETENTION or not
+    wake_resets_csorcvflag: bool = True
     #: ``AT+CPSMS=0`` with PSM in use answers ``OK`` then ``+CPSMSTATUS: "EXIT PSM"``
     psm_off_exit_urc: bool = True
     #: model and revision reported when the Emulator is not given them
@@ -80,7 +79,7 @@ PROFILES: dict[str, Profile] = {
         clock="27.007",
         wake_cpin=False,
         wake_registration=False,
-        psm_resets_socket_flags=False,
+        wake_resets_csorcvflag=False,
         psm_off_exit_urc=False,
     ),
 }
