@@ -622,7 +622,7 @@ class BasicCommands(CommandSet):
 
     def cdnsgip(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CDNSGIP="<host>"``: ``OK``, then ``+CDNSGIP: 1,"<host>","<ip>"[,...]`` or
-        ``+CDNSGIP: 0,8``. An IP literal answers plain ``ERROR`` (AT_NOTES 1.2)."""
+        ``+CDNSGIP: 0,8``. An IP literal answers plain ``ERROR`` (OneOS's SIM7020 driver)."""
         if cmd.kind == "test":
             ctx.ok()
             return

@@ -1,4 +1,5 @@
-"""Native socket commands (application note chapter 5, AT_NOTES 1.1): ``AT+CSO*``, ``+CSONMI``, ``+CSOERR``.
+"""Native socket commands (application note chapter 5; public SIM7020 drivers where the note is silent:
+TinyGSM's SIM7020 forks, OneOS, Kampi/ESP32-SIM70XX): ``AT+CSO*``, ``+CSONMI``, ``+CSOERR``.
 
 Five sockets, ids 0-4, each backed by a real loopback socket (see ``network.py``). Choices where the note is
 silent or garbled are listed in ``docs/emulator.md``; the main ones:
