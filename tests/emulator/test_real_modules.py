@@ -251,7 +251,7 @@ async def test_the_note_profile_turns_psm_off_silently() -> None:
 
 
 async def test_wake_order_follows_the_urc_modes() -> None:
-    async with running(wake_registration_delay=0.2) as (emu, h):
+    async with running(wake_registration_delay=0.5) as (emu, h):
         for command in ("AT+CREG=1", "AT+CGREG=2", "AT+CEREG=5"):
             await h.cmd(command, "OK")
         emu.enter_psm()
@@ -269,7 +269,7 @@ async def test_wake_order_follows_the_urc_modes() -> None:
 
 
 async def test_udp_data_sent_before_the_wake_registration_is_lost(udp_peer: UdpPeer) -> None:
-    async with running(wake_registration_delay=0.3) as (emu, h):
+    async with running(wake_registration_delay=0.5) as (emu, h):
         await h.cmd("AT+RETENTION=1", "OK")
         await h.cmd("AT+CMEE=1", "OK")
         await h.cmd("AT+CEREG=1", "OK")

@@ -76,8 +76,9 @@ async def test_note_transcript_typed_byte_by_byte(transcript: Transcript) -> Non
     await replay(transcript, "pty-bytewise")
 
 
-#: replayed against the command-line emulator in a subprocess (--host, --route IP, --route IP:PORT)
-CLI = {"4.1-dns-resolution", "4.2-ping", "5.6-several-sockets"}
+#: replayed against the command-line emulator in a subprocess (--host, --route IP, --route IP:PORT; and the
+#: default profile of `sim7020 emulator`, which behaves like the captured modules)
+CLI = {"4.1-dns-resolution", "4.2-ping", "5.6-several-sockets", "capture-3-edrx-read-back-and-sleep-mode"}
 CLI_TRANSCRIPTS = [t for t in TRANSCRIPTS if t.id in CLI]
 
 
