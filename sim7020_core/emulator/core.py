@@ -923,6 +923,11 @@ class Emulator(ModemContext):
 
     def detach(self) -> None:
         """Fault: the network detaches the module (sockets fail, CGATT? shows 0)."""
+        if self._waking:  # the wake's re-registration will not come
+            if self._reg_timer is not None:
+                self._reg_timer.cancel()
+                self._reg_timer = None
+            self._end_wake()
         self._lose_service(reg_stat=0)
         self._registration_urcs()
 

@@ -319,6 +319,19 @@ async def test_sleeping_again_before_the_wake_registration_stays_registered() ->
         await h.cmd("AT+CEREG?", "+CEREG: 0,1", "OK")
 
 
+async def test_a_detach_while_waking_stays_detached() -> None:
+    async with running(wake_registration_delay=0.1) as (emu, h):
+        await h.cmd("AT+CEREG=1", "OK")
+        emu.enter_psm()
+        emu.exit_psm()
+        emu.detach()
+        wake = framed('+CPSMSTATUS: "ENTER PSM"', "+CPIN: READY", '+CPSMSTATUS: "EXIT PSM"', "+CEREG: 2")
+        await h.expect(wake + framed("+CEREG: 0"))
+        await h.quiet(0.3)  # no +CEREG: 1 from the abandoned wake
+        emu.attach()
+        await h.expect(framed("+CEREG: 1"))
+
+
 async def test_csorcvflag_resets_after_a_wake_but_the_send_flag_stays(host: TcpHost, emu: Emulator) -> None:
     await host.cmd("AT+CSORCVFLAG=1", "OK")
     await host.cmd("AT+CSOSENDFLAG=1", "OK")
