@@ -23,17 +23,19 @@ Pieces
     Commands run one at a time: while an async handler runs, further input waits.
 
 ``ModemContext`` (``ctx``)
-    What a handler may use: ``reply(*lines)``, ``ok()``, ``error(cme=None)``, ``final(text)``, ``urc(line,
-    payload=b"")``, ``write(bytes)``, ``expect_data(sink)`` / ``end_data()`` for ``>`` prompts, fixed-length,
-    Ctrl+Z/ESC input and transparent mode, ``state`` (:class:`ModemState`), ``net`` (:class:`Network`),
-    ``call_later(delay, fn)``, ``spawn(coro)``, ``require_service()``, ``activity()`` (restarts the PSM
-    inactivity timer) and ``asleep``. Output while the module sleeps, boots or is stalled is dropped.
+    What a handler may use: ``reply(*lines)``, ``reply_block(*lines)``, ``ok()``, ``error(cme=None)``,
+    ``final(text)``, ``urc(line, payload=b"")``, ``write(bytes)``, ``expect_data(sink)`` / ``end_data()`` for
+    ``>`` prompts, fixed-length, Ctrl+Z/ESC input and transparent mode, ``state`` (:class:`ModemState`),
+    ``net`` (:class:`Network`), ``profile`` (the firmware :class:`~.profiles.Profile`), ``call_later(delay,
+    fn)``, ``spawn(coro)``, ``require_service()``, ``activity()`` (restarts the PSM inactivity timer) and
+    ``asleep``. Output while the module sleeps, boots or is stalled is dropped.
 
 ``CommandSet``
     A group of commands with its own state (sockets, modes). The emulator builds each set with
     ``create_command_set(ctx)`` from the set's module (``cip.create_command_set``, ...), calls
     ``register(registry)`` once, and tells it about lifecycle events: ``on_reboot()``, ``on_detach()``,
-    ``on_psm_enter(retention)``, ``on_psm_exit(retention)`` and ``await aclose()`` when the emulator stops.
+    ``on_psm_enter(retention)``, ``on_psm_exit(retention)``, ``on_ready()`` (registered again after a wake:
+    data may flow) and ``await aclose()`` when the emulator stops.
 
 ``Network``
     Real loopback sockets that stand in for the remote peers of the emulated modem: ``open_tcp``,
@@ -54,6 +56,9 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from .profiles import Profile
+from .radio import DEACTIVATED
 
 __all__ = [
     "CME_INCORRECT_PARAMETERS",
@@ -353,6 +358,7 @@ class ModemState:
     sim_ready: bool = True
     #: 27.007 registration stat: 0 not registered, 1 home, 2 searching, 5 roaming
     reg_stat: int = 0
+    creg_n: int = 0
     cgreg_n: int = 0
     cereg_n: int = 0
     attached: bool = False
@@ -370,10 +376,18 @@ class ModemState:
     psm_mode: int = 0
     psm_tau: str = "00100001"  # requested T3412ext bit string
     psm_active: str = "00100001"  # requested T3324 bit string
+    #: what the network granted (T3324, T3412 extended); DEACTIVATED while PSM is not in use
+    psm_grant_active: str = DEACTIVATED
+    psm_grant_tau: str = DEACTIVATED
     psm_state: PsmState = PsmState.AWAKE
     cpsmstatus_urc: bool = True
     retention: int = 0
     ipr: int = 115200
+    #: AT+CEDRXS mode (0-2) and requested eDRX value (4 bits)
+    edrx_mode: int = 0
+    edrx_value: str = "0000"
+    #: AT+CSCLK (UART sleep mode; stored only)
+    csclk: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -486,10 +500,16 @@ class ModemContext(abc.ABC):
 
     state: ModemState
     net: Network
+    profile: Profile
 
     @abc.abstractmethod
     def reply(self, *lines: str) -> None:
         """Send information lines, each as ``\\r\\n<line>\\r\\n``."""
+
+    @abc.abstractmethod
+    def reply_block(self, *lines: str) -> None:
+        """Send information lines as one block, ``\\r\\n<line>\\r\\n<line>...\\r\\n`` (how a real SIM7020
+        prints the lines of ``AT+CENG?``: no empty line between them)."""
 
     @abc.abstractmethod
     def ok(self) -> None:
@@ -568,6 +588,9 @@ class CommandSet:
 
     def on_psm_exit(self, retention: bool) -> None:
         """The module woke up. Without retention, sockets are gone."""
+
+    def on_ready(self) -> None:
+        """After a wake: the module is registered again and data may flow (report what was held)."""
 
     async def aclose(self) -> None:
         """The emulator stops: close real sockets."""

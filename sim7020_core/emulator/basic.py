@@ -1,11 +1,16 @@
-"""Basic, network, power and DNS/ping commands (application note chapters 3 and 4, AT_NOTES 1.2-1.4)."""
+"""Basic, network, power and DNS/ping commands (application note chapters 3 and 4, public drivers' formats,
+and the real-module captures; ``docs/emulator.md`` names the source of each choice).
+
+Where the firmware prints things differently (``+CEREG`` layout, ``+CCLK``, the PSM grant), the profile
+decides (``profiles.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .base import (
     CME_INCORRECT_PARAMETERS,
@@ -22,6 +27,7 @@ from .base import (
     reply_setting,
 )
 from .network import is_ip
+from .radio import REQUESTED
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -37,6 +43,9 @@ PING_TTL = 52
 BAUD_RATES = (0, 4800, 9600, 115200, 230400, 460800, 921600)
 PDP_TYPES = {"IP": "IP", "IPV6": "IPV6", "IPV4V6": "IPV4V6", "NON-IP": "Non-IP"}
 _BITS8 = re.compile(r"^[01]{8}$")
+_BITS4 = re.compile(r"^[01]{4}$")
+#: 27.007 AcT-type of AT+CEDRXS: 5 = E-UTRAN (NB-S1 mode), the only one an NB-IoT module has.
+EDRX_ACT = 5
 
 
 def _bits(cmd: ParsedCommand, index: int, current: str) -> str:
@@ -49,8 +58,9 @@ def _bits(cmd: ParsedCommand, index: int, current: str) -> str:
 
 
 class BasicCommands(CommandSet):
-    """AT, ATE, ATI, identification, CMEE, CPIN, CSQ, registration, CGATT/CGACT, COPS, CGCONTRDP,
-    *MCGDEFCONT, CFUN, CPSMS, CPSMSTATUS, CENG, CBC, CCLK, IPR, RETENTION, CDNSGIP, CIPPING."""
+    """AT, ATE, ATI, identification (CGMI/CGMM/CGMR/CGSN/CIMI/CCID, GSV), CMEE, CPIN, CSQ, registration
+    (CREG/CGREG/CEREG), CGATT/CGACT, COPS, CGCONTRDP, *MCGDEFCONT, CFUN, CPSMS, CPSMSTATUS, CEDRXS,
+    CEDRXRDP, CSCLK, CENG, CBC, CCLK, IPR, RETENTION, CDNSGIP, CIPPING."""
 
     def __init__(self, ctx: ModemContext) -> None:
         super().__init__(ctx)
@@ -75,11 +85,13 @@ class BasicCommands(CommandSet):
             "+GMR": self.cgmr,
             "+CGSN": self.cgsn,
             "+GSN": self.cgsn,
+            "+GSV": self.gsv,
             "+CIMI": self.cimi,
             "+CCID": self.ccid,
             "+CMEE": self.cmee,
             "+CPIN": self.cpin,
             "+CSQ": self.csq,
+            "+CREG": self.creg,
             "+CGREG": self.cgreg,
             "+CEREG": self.cereg,
             "+CGATT": self.cgatt,
@@ -90,6 +102,9 @@ class BasicCommands(CommandSet):
             "+CFUN": self.cfun,
             "+CPSMS": self.cpsms,
             "+CPSMSTATUS": self.cpsmstatus,
+            "+CEDRXS": self.cedrxs,
+            "+CEDRXRDP": self.cedrxrdp,
+            "+CSCLK": self.csclk,
             "+CENG": self.ceng,
             "+CBC": self.cbc,
             "+CCLK": self.cclk,
@@ -164,6 +179,20 @@ class BasicCommands(CommandSet):
         """``AT+CGMR``: ``Revision:<rev>``."""
         self._info(ctx, cmd, f"Revision:{self.emu.revision}")
 
+    def gsv(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
+        """``AT+GSV``: manufacturer, model and ``Revision:<rev>`` (no space after the colon), one block.
+
+        A SIM7020G printed ``SIMCOM_Ltd`` / ``SIM7020G`` / ``Revision:1752B02SIM7020G`` (Edragon's AT
+        notes, docs/emulator.md capture 4).
+        """
+        if cmd.kind == "test":
+            ctx.ok()
+            return
+        if cmd.kind != "exec":
+            raise CommandError()
+        ctx.reply_block(self.emu.manufacturer, self.emu.model, f"Revision:{self.emu.revision}")
+        ctx.ok()
+
     def cgsn(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CGSN`` (bare IMEI) and ``AT+CGSN=1`` (``+CGSN: <imei>``)."""
         if cmd.kind == "set":
@@ -232,44 +261,37 @@ class BasicCommands(CommandSet):
 
     # ---------------------------------------------------------------------------------- registration
 
-    def _location(self) -> str:
-        return f'"{self.emu.tac}","{self.emu.cell_id}",9'
+    def _registration(
+        self, ctx: ModemContext, cmd: ParsedCommand, command: Literal["+CREG", "+CGREG", "+CEREG"], hi: int
+    ) -> None:
+        """``AT<command>=<n>`` (0..hi) sets the URC mode; ``AT<command>?`` → ``<command>: <n>,<stat>...``."""
+        st = ctx.state
+        attr = command[1:].lower() + "_n"  # creg_n, cgreg_n, cereg_n
+        if cmd.kind == "set":
+            cmd.check_count(1)
+            setattr(st, attr, cmd.int_arg(0, 0, hi))
+        elif cmd.kind == "read":
+            n = getattr(st, attr)
+            ctx.reply(f"{command}: {n},{st.reg_stat}{self.emu.registration_tail(command, n)}")
+        elif cmd.kind == "test":
+            ctx.reply(f"{command}: (0-{hi})")
+        else:
+            raise CommandError()
+        ctx.ok()
+
+    def creg(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
+        """``AT+CREG=<n>`` (0-2) / ``AT+CREG?`` → ``+CREG: <n>,<stat>[,"<lac>","<ci>",9]`` (no extra field:
+        a SIM7020 prints ``+CREG: 1,"00A0","000A700B",9`` next to ``+CGREG: 1,...,9,"00"``)."""
+        self._registration(ctx, cmd, "+CREG", 2)
 
     def cgreg(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
-        """``AT+CGREG=<n>`` (0-2) / ``AT+CGREG?`` → ``+CGREG: <n>,<stat>[,<lac>,<ci>,<AcT>]``."""
-        st = ctx.state
-        if cmd.kind == "set":
-            cmd.check_count(1)
-            st.cgreg_n = cmd.int_arg(0, 0, 2)
-        elif cmd.kind == "read":
-            line = f"+CGREG: {st.cgreg_n},{st.reg_stat}"
-            if st.cgreg_n == 2 and st.reg_stat in (1, 5):
-                line += "," + self._location()
-            ctx.reply(line)
-        elif cmd.kind == "test":
-            ctx.reply("+CGREG: (0-2)")
-        else:
-            raise CommandError()
-        ctx.ok()
+        """``AT+CGREG=<n>`` (0-5) / ``AT+CGREG?``: the layout of ``+CEREG``."""
+        self._registration(ctx, cmd, "+CGREG", 5)
 
     def cereg(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
-        """``AT+CEREG=<n>`` (0-5) / ``AT+CEREG?``; n=4 adds the granted PSM timers."""
-        st = ctx.state
-        if cmd.kind == "set":
-            cmd.check_count(1)
-            st.cereg_n = cmd.int_arg(0, 0, 5)
-        elif cmd.kind == "read":
-            line = f"+CEREG: {st.cereg_n},{st.reg_stat}"
-            if st.cereg_n >= 2 and st.reg_stat in (1, 5):
-                line += "," + self._location()
-                if st.cereg_n >= 4 and st.psm_mode == 1:
-                    line += f',,,"{st.psm_active}","{st.psm_tau}"'
-            ctx.reply(line)
-        elif cmd.kind == "test":
-            ctx.reply("+CEREG: (0-5)")
-        else:
-            raise CommandError()
-        ctx.ok()
+        """``AT+CEREG=<n>`` (0-5) / ``AT+CEREG?``: location from n=2, the SIM7020's ``"00"`` after
+        ``<AcT>`` (profile), causes for n=3/5, the granted Active-Time and periodic TAU for n=4/5."""
+        self._registration(ctx, cmd, "+CEREG", 5)
 
     def cgatt(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CGATT?`` / ``AT+CGATT=0|1``."""
@@ -405,7 +427,11 @@ class BasicCommands(CommandSet):
     # ------------------------------------------------------------------------------------------- power
 
     def cpsms(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
-        """``AT+CPSMS=<mode>[,,,"<T3412ext>","<T3324>"]`` / ``AT+CPSMS?``."""
+        """``AT+CPSMS=<mode>[,,,"<T3412ext>","<T3324>"]`` / ``AT+CPSMS?`` (the requested timers).
+
+        The network answers a request with its grant (``Emulator.psm_settings_changed``). Turning PSM off
+        while it was in use answers ``OK`` then ``+CPSMSTATUS: "EXIT PSM"`` (profile ``psm_off_exit_urc``).
+        """
         st = ctx.state
         if cmd.kind == "read":
             ctx.reply(f'+CPSMS: {st.psm_mode},,,"{st.psm_tau}","{st.psm_active}"')
@@ -427,8 +453,11 @@ class BasicCommands(CommandSet):
         if mode == 2:
             default = type(st)()
             mode, tau, act = 0, default.psm_tau, default.psm_active
+        was_on = st.psm_mode == 1
         st.psm_mode, st.psm_tau, st.psm_active = mode, tau, act
         ctx.ok()
+        if was_on and mode == 0 and ctx.profile.psm_off_exit_urc and st.cpsmstatus_urc:
+            ctx.urc('+CPSMSTATUS: "EXIT PSM"')
         self.emu.psm_settings_changed()
 
     def cpsmstatus(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
@@ -449,8 +478,73 @@ class BasicCommands(CommandSet):
         """``AT+RETENTION=<0|1>`` / ``AT+RETENTION?`` (note 5.10)."""
         reply_setting(ctx, cmd, ctx.state, "retention")
 
+    def cedrxs(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
+        """``AT+CEDRXS=<mode>[,5[,"<eDRX bits>"]]`` (27.007: 0 off, 1 on, 2 on with ``+CEDRXP`` URCs, 3 off
+        and back to defaults) / ``AT+CEDRXS?`` → ``+CEDRXS: 5,"<bits>"`` while on, nothing while off."""
+        st = ctx.state
+        if cmd.kind == "read":
+            if st.edrx_mode in (1, 2):
+                ctx.reply(f'+CEDRXS: {EDRX_ACT},"{st.edrx_value}"')
+            ctx.ok()
+            return
+        if cmd.kind == "test":
+            ctx.reply(f'+CEDRXS: (0-3),({EDRX_ACT}),("0000"-"1111")')
+            ctx.ok()
+            return
+        if cmd.kind != "set":
+            raise CommandError()
+        cmd.check_count(1, 3)
+        mode = cmd.int_arg(0, 0, 3)
+        cmd.int_arg(1, EDRX_ACT, EDRX_ACT, default=EDRX_ACT)
+        value = cmd.arg(2)
+        if not value.empty and not _BITS4.match(value.text):
+            raise ParseError(f"AT+CEDRXS: eDRX value must be 4 bits, got {value.text!r}")
+        if mode == 3:
+            st.edrx_mode, st.edrx_value = 0, "0000"
+        else:
+            st.edrx_mode = mode
+            if not value.empty:
+                st.edrx_value = value.text
+        ctx.ok()
+        if mode == 2 and st.reg_stat in (1, 5):
+            granted = self._edrx_granted()
+            if granted is not None:
+                ctx.urc(f'+CEDRXP: {EDRX_ACT},"{st.edrx_value}","{granted[0]}","{granted[1]}"')
+
+    def _edrx_granted(self) -> tuple[str, str] | None:
+        """(network eDRX value, paging time window), or None when eDRX is not in use."""
+        st, grant = self.emu.state, self.emu.grant
+        if st.edrx_mode not in (1, 2) or grant.edrx is None:
+            return None
+        return (st.edrx_value if grant.edrx == REQUESTED else grant.edrx), grant.paging_time_window
+
+    def cedrxrdp(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
+        """``AT+CEDRXRDP`` → ``+CEDRXRDP: 5,"<requested>","<granted>","<PTW>"``, or ``+CEDRXRDP: 0`` when
+        eDRX is not in use (SIMCom's eDRX note: ``+CEDRXRDP: 5,"0010","0010","0011"``)."""
+        if cmd.kind == "test":
+            ctx.ok()
+            return
+        if cmd.kind != "exec":
+            raise CommandError()
+        st = ctx.state
+        granted = self._edrx_granted() if st.reg_stat in (1, 5) else None
+        if granted is None:
+            ctx.reply("+CEDRXRDP: 0")
+        else:
+            ctx.reply(f'+CEDRXRDP: {EDRX_ACT},"{st.edrx_value}","{granted[0]}","{granted[1]}"')
+        ctx.ok()
+
+    def csclk(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
+        """``AT+CSCLK=<0|1|2>`` / ``AT+CSCLK?`` → ``+CSCLK: <n>`` (UART sleep mode; stored only)."""
+        reply_setting(ctx, cmd, ctx.state, "csclk", test="(0-2)", hi=2)
+
     def ceng(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
-        """``AT+CENG?``: one serving-cell line and one neighbour line (AT_NOTES field order)."""
+        """``AT+CENG?``: the serving-cell line and one line per neighbour, as one block.
+
+        ``+CENG: <earfcn>,<offset>,<pci>,"<ci>",<rsrp>,<rsrq>,<rssi>,<snr>,<band>,"<tac>",<ecl>,<tx>,
+        <re_rsrp>`` (13 fields; ``<tx>`` empty while idle) then ``+CENG: <earfcn>,<offset>,<pci>,<rsrp>``
+        per neighbour, no empty line between them (a SIM7020 on a live network, docs/emulator.md capture 1).
+        """
         st = ctx.state
         if cmd.kind == "set":
             cmd.check_count(1)
@@ -464,12 +558,15 @@ class BasicCommands(CommandSet):
         if cmd.kind != "read":
             raise CommandError()
         if st.cfun == 1 and st.reg_stat in (1, 5) and st.csq != 99:
-            rssi = -113 + 2 * st.csq
-            rsrp = rssi - 10
-            ctx.reply(
-                f'+CENG: 3683,0,129,"{self.emu.cell_id[1:]}",{rsrp},-10,{rssi},12,8,"{self.emu.tac}",0,23,'
-                f"{rsrp}",
-                f"+CENG: 3683,0,130,{rsrp - 8}",
+            c = self.emu.cell
+            rssi = -113 + 2 * st.csq if c.rssi is None else c.rssi
+            rsrp = rssi - 10 if c.rsrp is None else c.rsrp
+            re_rsrp = rsrp if c.re_rsrp is None else c.re_rsrp
+            tx = "" if c.tx_power is None else str(c.tx_power)
+            ctx.reply_block(
+                f'+CENG: {c.earfcn},{c.earfcn_offset},{c.pci},"{c.cell_id}",{rsrp},{c.rsrq},{rssi},{c.snr},'
+                f'{c.band},"{c.tac}",{c.ecl},{tx},{re_rsrp}',
+                *(f"+CENG: {n.earfcn},{n.earfcn_offset},{n.pci},{n.rsrp}" for n in c.neighbours),
             )
         ctx.ok()
 
@@ -484,14 +581,24 @@ class BasicCommands(CommandSet):
         ctx.ok()
 
     def cclk(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
-        """``AT+CCLK?`` → ``+CCLK: "yy/MM/dd,hh:mm:ss+00"`` (network time, UTC)."""
+        """``AT+CCLK?``: network time, local to ``Emulator(timezone=<quarter hours>)``, in the profile's form:
+        ``+CCLK: 24/04/30,07:49:36+12`` (SIM7020: unquoted), ``+CCLK: "2026/03/09,08:41:39+12"`` (SIM7028),
+        ``+CCLK: "24/04/30,07:49:36+12"`` (27.007, the note profile)."""
         if cmd.kind == "test":
             ctx.ok()
             return
         if cmd.kind != "read":
             raise CommandError()
-        now = datetime.datetime.now(datetime.UTC)
-        ctx.reply(now.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"'))
+        quarters = self.emu.timezone
+        now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=15 * quarters)
+        zone = f"{'-' if quarters < 0 else '+'}{abs(quarters):02d}"
+        style = ctx.profile.clock
+        if style == "sim7020":
+            ctx.reply(now.strftime(f"+CCLK: %y/%m/%d,%H:%M:%S{zone}"))
+        elif style == "sim7028":
+            ctx.reply(now.strftime(f'+CCLK: "%Y/%m/%d,%H:%M:%S{zone}"'))
+        else:
+            ctx.reply(now.strftime(f'+CCLK: "%y/%m/%d,%H:%M:%S{zone}"'))
         ctx.ok()
 
     def ipr(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
@@ -515,7 +622,7 @@ class BasicCommands(CommandSet):
 
     def cdnsgip(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CDNSGIP="<host>"``: ``OK``, then ``+CDNSGIP: 1,"<host>","<ip>"[,...]`` or
-        ``+CDNSGIP: 0,8``. An IP literal answers plain ``ERROR`` (AT_NOTES 1.2)."""
+        ``+CDNSGIP: 0,8``. An IP literal answers plain ``ERROR`` (OneOS's SIM7020 driver)."""
         if cmd.kind == "test":
             ctx.ok()
             return

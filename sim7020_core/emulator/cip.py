@@ -1,7 +1,7 @@
 """SIM800-compatible TCP/IP command set (``AT+CIP*``) of the emulated SIM7020 (note chapter 6).
 
-Written from the application note (chapter 6), AT_NOTES section 1.5 and the SIM800/SIM7000 manuals that
-AT_NOTES cites, never from the driver. Remote peers are real loopback sockets reached through
+Written from the application note (chapter 6) and the SIM800/SIM7000 manuals (SIM7000 manual V1.03, the
+CIP chapter), never from the driver. Remote peers are real loopback sockets reached through
 :class:`~sim7020_core.emulator.base.Network`.
 
 Commands: CIPMUX, CSTT, CIICR, CIFSR, CIFSREX, CIPSTATUS, CIPSTART, CIPSEND, CIPQSEND, CIPACK, CIPCLOSE,
@@ -27,10 +27,10 @@ CIP choices (where the note is garbled or silent)
 =================================================
 - Results with a link number use ``<n>, <TEXT>`` with one space: ``0, CONNECT OK``, ``1, SEND OK``,
   ``2, CLOSE OK``, ``0, CLOSED``, ``0, CONNECT FAIL``, ``0, SEND FAIL``, ``0, ALREADY CONNECT``,
-  ``0, REMOTE IP: <ip>`` (AT_NOTES 1.5 ``<n>, SEND OK``; note 6.7 ``1, CONNECT OK``). The note's
+  ``0, REMOTE IP: <ip>`` (SIM7000 manual ``<n>, SEND OK``; note 6.7 ``1, CONNECT OK``). The note's
   ``0,CONNECT OK`` (6.6) and ``1.SEND OK`` (6.6) are read as this form.
-- Quick send: ``DATA ACCEPT: <len>`` / ``DATA ACCEPT: <n>,<len>``, one space after the colon (AT_NOTES 1.5
-  and the SIM7000 manual it cites; the note's majority: ``DATA ACCEPT: 12``, ``DATA ACCEPT: 0,10``). The
+- Quick send: ``DATA ACCEPT: <len>`` / ``DATA ACCEPT: <n>,<len>``, one space after the colon (the SIM7000
+  manual; the note's majority: ``DATA ACCEPT: 12``, ``DATA ACCEPT: 0,10``). The
   note's single ``DATA ACCEPT:5`` (6.9.3) is read as ``DATA ACCEPT: 5``; ``DATA ACCEPT: 2.3`` as
   ``DATA ACCEPT: 2,3``.
 - ``AT+CIPSNED`` (6.6, 6.8) is a typo for ``AT+CIPSEND``; it is not a command (``ERROR``).
@@ -63,9 +63,9 @@ CIP choices (where the note is garbled or silent)
   ``\\r\\nRECV FROM: <ip>:<port>\\r\\n`` line before any of these.
   CIPHEXS=1 prints the data as upper-case hex (two characters per byte); ``<len>`` still counts bytes.
 - CIPRXGET (6.10.2): mode 2 answers ``+CIPRXGET: 2,[<n>,]<read>,<left>`` then the data on its own line then
-  ``OK`` (the note's ``+CIPRXGET: 2,11,0`` for a 1460-byte request that found 11 bytes; AT_NOTES's
-  ``<req>,<cnf>`` names are the manual's, the values are as in the note); mode 3 the same with hex (at most
-  730 bytes per read); mode 4 ``+CIPRXGET: 4,[<n>,]<left>``. Omitted lengths default to 1460 / 730. The
+  ``OK`` (the note's ``+CIPRXGET: 2,11,0`` for a 1460-byte request that found 11 bytes; the SIM7000
+  manual names them ``<req>,<cnf>``, the values are as in the note); mode 3 the same with hex (at most 730
+  bytes per read); mode 4 ``+CIPRXGET: 4,[<n>,]<left>``. Omitted lengths default to 1460 / 730. The
   arrival URC ``+CIPRXGET: 1`` (``+CIPRXGET: 1,<n>`` multi link) is sent when data arrives in an empty buffer.
   Reading with nothing buffered gives ``+CIPRXGET: 2,0,0`` and ``OK`` (no data line).
 - CIPSTART failures: ``CONNECT FAIL`` / ``<n>, CONNECT FAIL`` after ``OK`` (unknown host name, unreachable or
@@ -93,7 +93,8 @@ CIP choices (where the note is garbled or silent)
   leaves data mode with ``CLOSED``. CIPSEND is ``ERROR`` while CIPMODE=1.
 - Losing PS service (detach/CFUN=0) reports ``CLOSED`` for every open link, then ``+PDP: DEACT``; the state
   is ``PDP DEACT`` until CIPSHUT. Without RETENTION the CIP links do not survive PSM (the layer resets as
-  after a reboot); with RETENTION=1 they do, and data that arrives while asleep is reported after waking.
+  after a reboot); with RETENTION=1 they do, and data that arrives while asleep is reported once the module
+  is registered again after waking.
 - Closing: CIPCLOSE (slow, mode 0) and CIPSHUT close TCP peers with FIN; quick CIPCLOSE (mode 1), a
   turned-away server client, and links lost to a reboot, PS service loss or PSM without retention get RST.
 - CIPTKA: ``AT+CIPTKA=<mode>[,<idle 30-7200>[,<interval 30-600>[,<count 1-9>]]]``, read
@@ -459,8 +460,8 @@ class CipCommandSet(CommandSet):
         if not retention:
             self.on_reboot()
 
-    def on_psm_exit(self, retention: bool) -> None:
-        """Report what arrived while asleep (only kept with retention), right after the wake-up URC."""
+    def on_ready(self) -> None:
+        """Registered again after the wake: report what arrived while asleep (only kept with retention)."""
         if self._asleep_queue:
             self.ctx.call_later(0, self._flush_asleep_queue)
 

@@ -20,6 +20,8 @@ from typing import Any, TextIO
 from ..exceptions import Sim7020Error
 from .core import Emulator, PsmTimings
 from .network import parse_endpoint
+from .profiles import PROFILES
+from .radio import Grant
 
 #: Seconds the transcript writer may take to flush when stopping.
 TRANSCRIPT_FLUSH_TIMEOUT = 5.0
@@ -42,6 +44,20 @@ def _route_entry(text: str) -> tuple[str, str]:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return src.strip(), dst.strip()
+
+
+_GRANT_KEYS = tuple(Grant.__dataclass_fields__)
+
+
+def _grant_entry(text: str) -> tuple[str, str | None]:
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or key not in _GRANT_KEYS:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE with KEY one of {', '.join(_GRANT_KEYS)}, got {text!r}"
+        )
+    value = value.strip()
+    return key, (None if key == "edrx" and value.lower() == "none" else value)
 
 
 def _tcp_endpoint(text: str) -> tuple[str, int]:
@@ -95,6 +111,22 @@ def add_cli(subparsers: Any) -> None:
         action="store_true",
         help="input while in PSM wakes the module (the real UART is dead in PSM)",
     )
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="sim7020",
+        help="firmware behaviour: sim7020 (as real modules were captured, default), sim7028, note "
+        "(the application note's forms)",
+    )
+    p.add_argument(
+        "--grant",
+        type=_grant_entry,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="what the network grants instead of the request, e.g. periodic_tau=11100000, "
+        "active_time=00000001, edrx=none (repeatable)",
+    )
     p.set_defaults(func=run_emulator)
 
 
@@ -123,6 +155,8 @@ async def run_emulator(args: argparse.Namespace) -> int:
             baudrate=args.baud,
             registration_delay=args.registration_delay,
             psm_timings=PsmTimings(wake_on_uart=args.wake_on_uart),
+            profile=args.profile,
+            grant=dict(args.grant),
         )
     except ValueError as err:
         raise Sim7020Error(str(err)) from None

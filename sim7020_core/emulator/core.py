@@ -2,13 +2,16 @@
 
 Command handlers live in command sets (``basic.py``, ``native.py``, ``cip.py``); this module runs them one
 at a time, writes their output to every attached UART port (TCP client, pty, in-process listener), and owns
-the module's state transitions: boot, registration, PSM, faults.
+the module's state transitions: boot, registration, the network's PSM grant, PSM sleep and wake, faults.
+How the firmware prints and orders things where real modules and the application note differ is the
+profile's business (``profiles.py``); the serving cell and the network's grant are in ``radio.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import inspect
 import logging
@@ -16,7 +19,7 @@ import os
 import tty
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from .base import (
     CME_NO_NETWORK,
@@ -32,6 +35,8 @@ from .base import (
     parse_command,
 )
 from .network import LoopbackNetwork
+from .profiles import Profile, resolve_profile
+from .radio import DEACTIVATED, REQUESTED, Cell, Grant, as_cell, as_grant
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,6 +48,9 @@ HANDLER_TIMEOUT = 60.0
 BOOT_TIME = 0.15
 #: Seconds between ``AT+CFUN=1`` and the ``+CPIN: READY`` URC.
 CPIN_READY_DELAY = 0.05
+#: Seconds between ``OK`` to ``AT+CPSMS=1,...`` and each of the two ``+CEREG`` URCs of the network's grant
+#: (the grant takes effect with the second).
+GRANT_DELAY = 0.05
 #: Seconds to wait for a TCP client / pty to take output when stopping.
 STOP_TIMEOUT = 2.0
 #: Bytes kept for a pty whose reader does not keep up; beyond that output is lost.
@@ -90,6 +98,18 @@ class PsmTimings:
     inactivity_s: float = 0.5
     scale: float = 1.0
     wake_on_uart: bool = False
+
+
+def as_psm_timings(value: PsmTimings | Mapping[str, Any] | None) -> PsmTimings:
+    """:class:`PsmTimings` from itself, a mapping of its fields, or None (the defaults)."""
+    if value is None:
+        return PsmTimings()
+    if isinstance(value, PsmTimings):
+        return value
+    try:
+        return PsmTimings(**dict(value))
+    except TypeError as err:
+        raise ValueError(f"bad psm_timings {dict(value)!r}: {err}") from None
 
 
 _T3412_UNITS = {0: 600.0, 1: 3600.0, 2: 36000.0, 3: 2.0, 4: 30.0, 5: 60.0, 6: 1152000.0}
@@ -188,10 +208,10 @@ class Emulator(ModemContext):
     """An emulated SIM7020 module speaking real AT bytes over TCP, a pty, or in process.
 
     See ``docs/emulator.md``. The public API is the constructor, ``start_tcp``, ``start_pty``, ``stop``,
-    ``route``, ``server_address``, ``transcript``, and the fault methods (``reboot``, ``set_signal``,
-    ``detach``, ``attach``, ``socket_error``, ``enter_psm``, ``exit_psm``, ``inject_garbage``,
-    ``drop_next_response``, ``stall``, ``sim_busy_at_boot``). The ``ModemContext`` methods (``reply``,
-    ``ok``, ...) are for command sets.
+    ``route``, ``server_address``, ``transcript``, ``profile``, ``cell``, ``grant``, and the fault and
+    network methods (``reboot``, ``set_signal``, ``detach``, ``attach``, ``socket_error``, ``enter_psm``,
+    ``exit_psm``, ``change_cell``, ``set_grant``, ``inject_garbage``, ``drop_next_response``, ``stall``,
+    ``sim_busy_at_boot``). The ``ModemContext`` methods (``reply``, ``ok``, ...) are for command sets.
     """
 
     def __init__(
@@ -206,24 +226,45 @@ class Emulator(ModemContext):
         imsi: str = DEFAULT_IMSI,
         iccid: str = DEFAULT_ICCID,
         manufacturer: str = "SIMCOM_Ltd",
-        model: str = "SIM7020E",
-        revision: str = "1752B10SIM7020E",
+        model: str | None = None,
+        revision: str | None = None,
         apn: str = "iot.example",
         local_ip: str = "10.250.0.213",
         operator: str = "CHN-UNICOM",
         csq: int = 20,
-        psm_timings: PsmTimings | None = None,
+        psm_timings: PsmTimings | Mapping[str, Any] | None = None,
         time_scale: float = 1.0,
         transcript: bool = False,
         command_sets: Sequence[str] | None = None,
         guard_time: float | None = None,
+        profile: str | Profile = "sim7020",
+        cell: Cell | Mapping[str, Any] | None = None,
+        grant: Grant | Mapping[str, Any] | None = None,
+        timezone: int = 0,
+        wake_registration_delay: float | None = None,
     ) -> None:
+        #: the firmware behaviour (``profiles.py``): ``"sim7020"`` (as captured), ``"sim7028"``, ``"note"``
+        self.profile: Profile = resolve_profile(profile)
+        #: the serving cell and its neighbours (``change_cell`` moves the module)
+        self.cell: Cell = as_cell(cell)
+        #: what the network grants for PSM and eDRX requests (``set_grant`` changes it)
+        self.grant: Grant = as_grant(grant)
+        if not -96 <= timezone <= 96:
+            raise ValueError(f"timezone is in quarter hours (-96..96), got {timezone}")
+        #: the network's time zone in quarter hours, as ``+CCLK`` prints it (``+12`` is UTC+3)
+        self.timezone = timezone
         self.net: LoopbackNetwork = LoopbackNetwork(hosts, routes)
         self.registration_delay = registration_delay
+        #: seconds from a wake to ``+CEREG: 1`` (``wake_registration`` profiles); default registration_delay
+        self.wake_registration_delay = (
+            registration_delay if wake_registration_delay is None else wake_registration_delay
+        )
         self.baudrate = baudrate
         self.imei, self.imsi, self.iccid = imei, imsi, iccid
-        self.manufacturer, self.model, self.revision = manufacturer, model, revision
-        self.psm_timings = psm_timings or PsmTimings()
+        self.manufacturer = manufacturer
+        self.model = self.profile.model if model is None else model
+        self.revision = self.profile.revision if revision is None else revision
+        self.psm_timings = as_psm_timings(psm_timings)
         #: multiplies module-internal waits (ping timeouts); PSM timers use ``psm_timings.scale``
         self.time_scale = time_scale
         self.state = ModemState(echo=echo, apn=apn, local_ip=local_ip, operator=operator, csq=csq)
@@ -268,6 +309,8 @@ class Emulator(ModemContext):
         self._reg_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._tau_timer: asyncio.TimerHandle | None = None
+        #: woken from PSM, not registered again yet (``+CEREG: 2`` until ``+CEREG: 1``)
+        self._waking = False
 
     # ------------------------------------------------------------------------------------ command sets
 
@@ -494,6 +537,11 @@ class Emulator(ModemContext):
         """Send information lines, each as ``\\r\\n<line>\\r\\n``."""
         self._out(b"".join(b"\r\n" + line.encode("latin-1") + b"\r\n" for line in lines), response=True)
 
+    def reply_block(self, *lines: str) -> None:
+        """Send information lines as one block: ``\\r\\n<line>\\r\\n<line>...\\r\\n``."""
+        if lines:
+            self._out(b"\r\n" + "\r\n".join(lines).encode("latin-1") + b"\r\n", response=True)
+
     def ok(self) -> None:
         """Final result ``OK``."""
         self._out(b"\r\nOK\r\n", response=True)
@@ -711,41 +759,144 @@ class Emulator(ModemContext):
         self.state.reg_stat = 2
         self._set_reg_timer(self.registration_delay)
 
-    def _set_reg_timer(self, delay: float) -> None:
+    def _set_reg_timer(self, delay: float, *, wake: bool = False) -> None:
         if self._reg_timer is not None:
             self._reg_timer.cancel()
-        self._reg_timer = asyncio.get_running_loop().call_later(delay, self._registered)
+        self._reg_timer = asyncio.get_running_loop().call_later(
+            delay, functools.partial(self._registered, wake=wake)
+        )
 
-    def _registered(self) -> None:
+    def _registered(self, *, wake: bool = False) -> None:
+        """Registered (after power-on, ``AT+CFUN=1``, ``attach()`` or a wake from PSM)."""
         self._reg_timer = None
+        self._end_wake()
         if self.state.cfun != 1:
             return
         self.state.reg_stat = 1
         self.state.attached = True
         self.state.pdn_active = True
+        if not wake:  # an attach negotiates PSM afresh; a wake keeps the grant in force
+            self._apply_grant(self._negotiated(), urc=False)
         self._registration_urcs()
+        if wake:
+            self._notify("on_ready")
         self._touch()
 
-    def _registration_urcs(self) -> None:
-        st = self.state
-        loc = f',"{self.tac}","{self.cell_id}",9'
-        if st.cereg_n == 1:
-            self.urc(f"+CEREG: {st.reg_stat}")
-        elif st.cereg_n >= 2:
-            self.urc(f"+CEREG: {st.reg_stat}{loc if st.reg_stat in (1, 5) else ''}")
-        if st.cgreg_n == 1:
-            self.urc(f"+CGREG: {st.reg_stat}")
-        elif st.cgreg_n >= 2:
-            self.urc(f"+CGREG: {st.reg_stat}{loc if st.reg_stat in (1, 5) else ''}")
+    def _end_wake(self) -> None:
+        self._waking = False
+        self.net.radio_up = True
 
-    tac = "1A2B"
-    cell_id = "0C3D4E5F"
+    # ------------------------------------------------------------------------- registration answers
+
+    def registration_tail(self, command: Literal["+CREG", "+CGREG", "+CEREG"], n: int) -> str:
+        """What follows ``<stat>`` in a ``+CREG``/``+CGREG``/``+CEREG`` read answer or URC for URC mode ``n``.
+
+        Empty unless registered and ``n >= 2``. Then ``,"<tac>","<ci>",9``; ``+CGREG``/``+CEREG`` add the
+        SIM7020's extra ``,"00"`` (profile ``registration_extra_field``), the cause fields (``0,0`` for
+        n=3 and 5, empty for n=4) and for n=4/5 the granted Active-Time and periodic TAU.
+        """
+        st = self.state
+        if n < 2 or st.reg_stat not in (1, 5):
+            return ""
+        tail = f',"{self.cell.tac}","{self.cell.cell_id}",9'
+        if command == "+CREG":
+            return tail
+        if self.profile.registration_extra_field:
+            tail += ',"00"'
+        if n == 2:
+            return tail
+        causes = ",," if n == 4 else ",0,0"
+        if n == 3:
+            return tail + causes
+        if not (self.profile.psm_timers_always or st.psm_mode == 1):
+            return tail + ("" if n == 4 else causes)
+        return tail + f'{causes},"{st.psm_grant_active}","{st.psm_grant_tau}"'
+
+    def _registration_urcs(self, *, only: str | None = None) -> None:
+        """The registration URCs the modes ask for, in the order a SIM7020 prints them (+CREG, +CGREG,
+        +CEREG)."""
+        st = self.state
+        modes: tuple[tuple[Literal["+CREG", "+CGREG", "+CEREG"], int], ...] = (
+            ("+CREG", st.creg_n),
+            ("+CGREG", st.cgreg_n),
+            ("+CEREG", st.cereg_n),
+        )
+        for command, n in modes:
+            if n >= 1 and (only is None or only == command):
+                self.urc(f"{command}: {st.reg_stat}{self.registration_tail(command, n)}")
+
+    def change_cell(self, **fields: Any) -> None:
+        """Network event: the module is now on another cell (fields of :class:`~.radio.Cell`, e.g.
+        ``cell_id="000A700B"``). A new TAC or cell id is announced with ``+CREG``, ``+CGREG``, ``+CEREG``
+        URCs (per their modes), as a real SIM7020 does on a cell change."""
+        old = self.cell
+        self.cell = old.replace(**fields)
+        moved = (old.tac, old.cell_id) != (self.cell.tac, self.cell.cell_id)
+        if moved and self._started and self.state.reg_stat in (1, 5) and not self.asleep:
+            self._registration_urcs()
+
+    # ------------------------------------------------------------------------------ the network's grant
+
+    def _negotiated(self) -> tuple[str, str]:
+        """(Active-Time, periodic TAU) the network grants for the current ``AT+CPSMS`` request."""
+        st = self.state
+        if st.psm_mode != 1:
+            return DEACTIVATED, DEACTIVATED
+        active = st.psm_active if self.grant.active_time == REQUESTED else self.grant.active_time
+        tau = st.psm_tau if self.grant.periodic_tau == REQUESTED else self.grant.periodic_tau
+        return active, tau
+
+    def _apply_grant(self, granted: tuple[str, str], *, urc: bool) -> None:
+        """Put ``granted`` in force; ``urc``: announce it with ``+CEREG`` (only n=4/5 show the timers)."""
+        st = self.state
+        st.psm_grant_active, st.psm_grant_tau = granted
+        if urc and st.reg_stat in (1, 5) and st.cereg_n >= 4:
+            self._registration_urcs(only="+CEREG")
+        self._touch()
+
+    def psm_settings_changed(self) -> None:
+        """``AT+CPSMS`` changed the request (called after its ``OK``): the network answers it.
+
+        Registered and with the profile's ``grant_urcs``, a request for PSM is answered like on a real
+        SIM7020: a ``+CEREG`` URC with the grant in force while the tracking area update runs, then one with
+        the new grant, which takes effect with it (URCs only with ``AT+CEREG=4/5``). Otherwise the grant
+        applies at once; without registration it is negotiated at the next registration.
+        """
+        st = self.state
+        if st.cfun != 1 or st.reg_stat not in (1, 5):
+            self._touch()
+            return
+        if self.profile.grant_urcs and st.psm_mode == 1:
+            self.call_later(GRANT_DELAY, lambda: self._apply_grant(self._granted(), urc=True))
+            self.call_later(2 * GRANT_DELAY, lambda: self._apply_grant(self._negotiated(), urc=True))
+            self._touch()
+            return
+        self._apply_grant(self._negotiated(), urc=False)
+
+    def _granted(self) -> tuple[str, str]:
+        """The grant in force: (Active-Time, periodic TAU)."""
+        return self.state.psm_grant_active, self.state.psm_grant_tau
+
+    def set_grant(self, grant: Grant | Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Network change: what it grants from now on (a :class:`~.radio.Grant`, a mapping, or some of its
+        fields: ``set_grant(periodic_tau="11100000")``). While registered with PSM requested, a changed
+        grant takes effect at once and is announced with a ``+CEREG`` URC (n=4/5), like a tracking area
+        update the network started."""
+        base = self.grant if grant is None else as_grant(grant)
+        self.grant = base.replace(**fields) if fields else base
+        st = self.state
+        if not self._started or st.cfun != 1 or st.reg_stat not in (1, 5) or self.asleep:
+            return
+        granted = self._negotiated()
+        if granted != self._granted():
+            self._apply_grant(granted, urc=self.profile.grant_urcs)
 
     def radio_off(self) -> None:
         """``AT+CFUN=0``: deregister, lose the PDN (command sets are told)."""
         if self._reg_timer is not None:
             self._reg_timer.cancel()
             self._reg_timer = None
+        self._end_wake()
         self.state.cfun = 0
         was = self.state.reg_stat
         self._lose_service(reg_stat=0)
@@ -772,6 +923,11 @@ class Emulator(ModemContext):
 
     def detach(self) -> None:
         """Fault: the network detaches the module (sockets fail, CGATT? shows 0)."""
+        if self._waking:  # the wake's re-registration will not come
+            if self._reg_timer is not None:
+                self._reg_timer.cancel()
+                self._reg_timer = None
+            self._end_wake()
         self._lose_service(reg_stat=0)
         self._registration_urcs()
 
@@ -874,7 +1030,10 @@ class Emulator(ModemContext):
             psm_active=old.psm_active,
             retention=old.retention,
             ipr=old.ipr,
+            edrx_mode=old.edrx_mode,
+            edrx_value=old.edrx_value,
         )
+        self._end_wake()
         self._inbuf.clear()
         self._sink = None
         self._stalled = False  # a reset un-hangs a stalled module
@@ -906,7 +1065,7 @@ class Emulator(ModemContext):
             return
         if st.cfun != 1 or st.reg_stat not in (1, 5):
             return
-        active = t3324_seconds(st.psm_active)
+        active = t3324_seconds(st.psm_grant_active)  # the network's grant, not the request
         if active is None:
             return
         delay = self.psm_timings.inactivity_s + active * self.psm_timings.scale
@@ -919,15 +1078,17 @@ class Emulator(ModemContext):
             return
         self.enter_psm()
 
-    def psm_settings_changed(self) -> None:
-        """``AT+CPSMS`` changed: (re)start or stop the inactivity timer."""
-        self._touch()
-
     def enter_psm(self) -> None:
         """Enter PSM now: ``+CPSMSTATUS: "ENTER PSM"``, then the UART goes dead until wake-up."""
         self._ensure_started()
         if self.asleep:
             return
+        if self._waking:  # asleep again before the wake's registration: still registered
+            if self._reg_timer is not None:
+                self._reg_timer.cancel()
+                self._reg_timer = None
+            self._end_wake()
+            self.state.reg_stat = 1
         if self.state.cpsmstatus_urc:
             self.urc('+CPSMSTATUS: "ENTER PSM"')
         self.state.psm_state = PsmState.ASLEEP
@@ -937,21 +1098,38 @@ class Emulator(ModemContext):
             self._idle_timer.cancel()
             self._idle_timer = None
         self._notify("on_psm_enter", bool(self.state.retention))
-        tau = t3412_seconds(self.state.psm_tau)
+        tau = t3412_seconds(self.state.psm_grant_tau)  # the network's grant, not the request
         if tau is not None and self.state.psm_mode == 1:
             self._tau_timer = asyncio.get_running_loop().call_later(
                 max(tau * self.psm_timings.scale, 0.001), self.exit_psm
             )
 
     def exit_psm(self) -> None:
-        """Wake up from PSM: ``+CPSMSTATUS: "EXIT PSM"``; sockets survive only with ``AT+RETENTION=1``."""
+        """Wake up from PSM (the PSM_EINT pin, the TAU timer, or the UART when modelled).
+
+        As a captured SIM7020 (profile ``sim7020``): ``+CPIN: READY``, ``+CPSMSTATUS: "EXIT PSM"``, then
+        re-registration: ``+CEREG: 2`` and after ``wake_registration_delay`` ``+CEREG: 1,...`` (per the URC
+        modes; UDP data sent in between is lost). Sockets survive only with ``AT+RETENTION=1``; the
+        receive format (CSORCVFLAG) is back to hex. The ``note`` profile prints only ``EXIT PSM``.
+        """
         if not self.asleep:
             return
         if self._tau_timer is not None:
             self._tau_timer.cancel()
             self._tau_timer = None
-        self.state.psm_state = PsmState.AWAKE
-        if self.state.cpsmstatus_urc:
+        st = self.state
+        st.psm_state = PsmState.AWAKE
+        if self.profile.wake_cpin:
+            self.urc("+CPIN: READY")
+        if st.cpsmstatus_urc:
             self.urc('+CPSMSTATUS: "EXIT PSM"')
-        self._notify("on_psm_exit", bool(self.state.retention))
+        self._notify("on_psm_exit", bool(st.retention))
+        if self.profile.wake_registration and st.cfun == 1 and st.reg_stat in (1, 5):
+            self._waking = True
+            self.net.radio_up = False
+            st.reg_stat = 2
+            self._registration_urcs()
+            self._set_reg_timer(self.wake_registration_delay, wake=True)
+            return
+        self._notify("on_ready")
         self._touch()

@@ -1,4 +1,5 @@
-"""Native socket commands (application note chapter 5, AT_NOTES 1.1): ``AT+CSO*``, ``+CSONMI``, ``+CSOERR``.
+"""Native socket commands (application note chapter 5; public SIM7020 drivers where the note is silent:
+TinyGSM's SIM7020 forks, OneOS, Kampi/ESP32-SIM70XX): ``AT+CSO*``, ``+CSONMI``, ``+CSOERR``.
 
 Five sockets, ids 0-4, each backed by a real loopback socket (see ``network.py``). Choices where the note is
 silent or garbled are listed in ``docs/emulator.md``; the main ones:
@@ -11,6 +12,9 @@ silent or garbled are listed in ``docs/emulator.md``; the main ones:
 - ``AT+CSOSENDFLAG=1``: after a TCP send reached the peer, the URC ``SEND: <id>,<bytes>`` (note 5.8).
 - ``+CSONMI: <id>,<hexlen>,<HEX>`` (CSORCVFLAG=0) or ``+CSONMI: <id>,<len>,<raw bytes>`` (CSORCVFLAG=1); one
   per UDP datagram, TCP data in chunks of at most 1460 bytes.
+- PSM: without ``AT+RETENTION=1`` every socket is gone after the wake; with it, what arrived while asleep is
+  reported once the module is registered again. CSORCVFLAG is back to its default (hex) after every wake
+  (profile ``wake_resets_csorcvflag``); CSOSENDFLAG is kept.
 - ``AT+CSOLIS``: each accepted client gets the lowest free id and the URC ``+NEW CLIENT CONNEC: <id>``.
 - Peer closes a TCP connection: ``+CSOERR: <id>,4`` (TinyGSM: "expected automatic disconnection"); peer reset:
   ``+CSOERR: <id>,3``; PS service lost: ``+CSOERR: <id>,11``. The id stays taken until ``AT+CSOCL``.
@@ -533,7 +537,14 @@ class NativeCommands(CommandSet):
             self._drop_all()
 
     def on_psm_exit(self, retention: bool) -> None:
-        """Awake: deliver what arrived for retained sockets while asleep."""
+        """Awake: CSORCVFLAG is back to hex, RETENTION or not (profile ``wake_resets_csorcvflag``; the KTH
+        Contiki SIM7020 driver, which sets RETENTION=1: "RCVFLAG gets reset after PSM, so set it again").
+        CSOSENDFLAG stays: nicolaij/thcam sets it once and waits for ``SEND:`` after every later wake."""
+        if self.ctx.profile.wake_resets_csorcvflag:
+            self.recv_flag = 0
+
+    def on_ready(self) -> None:
+        """Registered again after the wake: deliver what arrived for retained sockets while asleep."""
         for sock in list(self.sockets.values()):
             held, sock.held = sock.held, []
             for data in held:

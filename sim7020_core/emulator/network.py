@@ -197,9 +197,13 @@ class LoopbackUdpLink(UdpLink):
         self._transport: asyncio.DatagramTransport | None = None
 
     def sendto(self, data: bytes, addr: Address) -> bool:
-        """Send one datagram to the note address; False when unroutable (the datagram is lost)."""
+        """Send one datagram to the note address; False when unroutable or the radio is not up (the
+        datagram is lost)."""
         real = self._net.map_out(addr[0], addr[1])
         if real is None or self._transport is None or self._transport.is_closing():
+            return False
+        if not self._net.radio_up:
+            _LOGGER.debug("emulator: radio not up, datagram to %s:%s lost", *addr)
             return False
         self._transport.sendto(data, real)
         return True
@@ -243,6 +247,8 @@ class LoopbackNetwork(Network):
         self._recent: dict[tuple[str, int], str] = {}  # real (host, port) -> note ip, for reverse mapping
         self._listeners: dict[int, LoopbackListener] = {}
         self._udp_ports: dict[int, LoopbackUdpLink] = {}
+        #: False while the module is awake but not registered again after PSM: datagrams sent are lost
+        self.radio_up = True
         for src, dst in (routes or {}).items():
             ip, port = parse_endpoint(src)
             host, tport = parse_endpoint(dst)

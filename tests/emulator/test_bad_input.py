@@ -438,7 +438,7 @@ async def test_single_link_server_takes_one_client(rig: Rig) -> None:
 
 
 async def test_esc_cancels_cipsend_and_nothing_is_sent(rig: Rig) -> None:
-    """AT_NOTES 1.5: ESC (0x1B) cancels a CIPSEND; the data typed so far never leaves the module."""
+    """SIM7000 manual (CIP chapter): ESC (0x1B) cancels a CIPSEND; the data typed so far never leaves."""
     for line in ("AT+CSTT", "AT+CIICR"):
         await rig.cmd(line, framed("OK"))
     await rig.cmd_re("AT+CIFSR", rb"\r\n[0-9.]+\r\n")

@@ -33,7 +33,7 @@ async def test_psm_with_retention_keeps_the_socket(host: TcpHost, emu: Emulator,
     udp_peer.sendto(b"123456", module_addr)
     await host.quiet()
     emu.exit_psm()
-    await host.expect(framed('+CPSMSTATUS: "EXIT PSM"', "+CSONMI: 0,12,313233343536"))
+    await host.expect(framed("+CPIN: READY", '+CPSMSTATUS: "EXIT PSM"', "+CSONMI: 0,12,313233343536"))
     await host.cmd('AT+CSOSEND=0,0,"Hello World!!!"', "OK")
     assert (await udp_peer.recv())[0] == b"Hello World!!!"
 
@@ -43,7 +43,7 @@ async def test_psm_without_retention_loses_sockets(host: TcpHost, emu: Emulator,
     emu.enter_psm()
     await host.expect(framed('+CPSMSTATUS: "ENTER PSM"'))
     emu.exit_psm()
-    await host.expect(framed('+CPSMSTATUS: "EXIT PSM"'))
+    await host.expect(framed("+CPIN: READY", '+CPSMSTATUS: "EXIT PSM"'))
     await host.cmd("AT+CSOSTATUS=0", "+CSOSTATUS: 0,0", "OK")
     await host.cmd('AT+CSOSEND=0,0,"x"', "ERROR")
     await host.cmd("AT+CSOC=1,2,1", "+CSOC: 0", "OK")  # the id is free again
@@ -53,6 +53,7 @@ async def test_cpsmstatus_urcs_can_be_switched_off(host: TcpHost, emu: Emulator)
     await host.cmd("AT+CPSMSTATUS=0", "OK")
     emu.enter_psm()
     emu.exit_psm()
+    await host.expect(framed("+CPIN: READY"))  # the SIM's URC is not a PSM status
     await host.quiet()
     await host.cmd("AT", "OK")
 
@@ -64,7 +65,7 @@ async def test_enter_and_exit_are_idempotent(host: TcpHost, emu: Emulator) -> No
     await host.expect(framed('+CPSMSTATUS: "ENTER PSM"'))
     emu.exit_psm()
     emu.exit_psm()
-    await host.expect(framed('+CPSMSTATUS: "EXIT PSM"'))
+    await host.expect(framed("+CPIN: READY", '+CPSMSTATUS: "EXIT PSM"'))
     await host.quiet()
 
 
@@ -87,8 +88,8 @@ async def test_auto_psm_after_active_timer_and_wake_on_tau(fast_psm: tuple[Emula
     await h.cmd('AT+CPSMS=1,,,"01101010","00000001"', "OK")
     await h.expect(framed('+CPSMSTATUS: "ENTER PSM"'), timeout=WAIT)
     await h.send("AT")  # dead UART
-    await h.expect(framed('+CPSMSTATUS: "EXIT PSM"'), timeout=WAIT)
-    await h.cmd("AT+CPSMS=0", "OK")
+    await h.expect(framed("+CPIN: READY", '+CPSMSTATUS: "EXIT PSM"'), timeout=WAIT)
+    await h.cmd("AT+CPSMS=0", "OK", '+CPSMSTATUS: "EXIT PSM"')
     await h.quiet(0.3)  # PSM off: stays awake
 
 
@@ -116,7 +117,7 @@ async def test_wake_on_uart_when_modelled() -> None:
         emu.enter_psm()
         await h.expect(framed('+CPSMSTATUS: "ENTER PSM"'))
         await h.send("AT")  # wakes the module; this line itself is lost
-        await h.expect(framed('+CPSMSTATUS: "EXIT PSM"'))
+        await h.expect(framed("+CPIN: READY", '+CPSMSTATUS: "EXIT PSM"'))
         await h.quiet()
         await h.cmd("AT", "OK")
         await h.close()

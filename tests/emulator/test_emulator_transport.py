@@ -118,7 +118,7 @@ async def test_dns_lookup(host: TcpHost) -> None:
     await host.expect(framed('+CDNSGIP: 1,"MULTI.example","127.0.0.2","127.0.0.3"'))
     await host.cmd('AT+CDNSGIP="abctest"', "OK")
     await host.expect(framed("+CDNSGIP: 0,8"))
-    await host.cmd('AT+CDNSGIP="8.8.8.8"', "ERROR")  # IP literal: plain ERROR (AT_NOTES 1.2)
+    await host.cmd('AT+CDNSGIP="8.8.8.8"', "ERROR")  # IP literal: plain ERROR (as OneOS's driver found)
 
 
 async def test_ping_reachable_and_unreachable(host: TcpHost, emu: Emulator) -> None:

@@ -162,7 +162,7 @@ def test_known_tricky_inputs() -> None:
         ([*udp, b"AT+CSODSEND=0,100\r", b"abc"], FILL_PROMPT),  # fixed-length prompt, partly filled
         ([*tcp, b"AT+CSODSEND=0,1460\r", b"\x1a\x1b"], FILL_PROMPT),
         ([*cip, b'AT+CIPSTART="TCP","116.247.119.165","5245"\r', b"AT+CIPSEND=5\r", b"ab"], FILL_PROMPT),
-        # a variable-length prompt: ESC cancels it (AT_NOTES 1.5)
+        # a variable-length prompt: ESC cancels it (SIM7000 manual)
         ([*cip, b'AT+CIPSTART="UDP","116.247.119.165","5246"\r', b"AT+CIPSEND\r", b"half"], ESC_CR),
         # transparent data mode: AT, ESC and CR are data; only the guarded +++ gets out
         ([b"AT+CIPMODE=1\r", *cip, b'AT+CIPSTART="TCP","116.247.119.165","5245"\r', b"AT+CIPCHAN\r", b"AT\r"],

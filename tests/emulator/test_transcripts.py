@@ -1,12 +1,15 @@
-"""The application note's AT exchanges (chapters 3-6) as acceptance tests for the emulator.
+"""The application note's AT exchanges (chapters 3-6) and real modules' captured exchanges as acceptance
+tests for the emulator.
 
-Every transcript in ``tests/emulator/transcripts/*.txt`` is written from
-``SIM7020_TCPIP_Application_Note_v1.04.txt`` and replayed byte for byte against a fresh emulator, over a real
-pty and over a real TCP socket, with the note's remote hosts played by real loopback peers. Where the note is
-garbled or inconsistent, the header of each transcript file lists the form chosen (C3-*, C4-*, C5-*, C6-*).
-Sections that the note describes only in prose (6.9.1, 6.9.2, 6.10.1, 6.11, 6.12, 6.14.4) follow the prose.
+Every transcript in ``tests/emulator/transcripts/ch*.txt`` is written from the vendor's *SIM7020 TCPIP
+Application Note v1.04*, and ``captures.txt`` from public logs of physical modules (its header names each
+source); each is replayed byte for byte against a fresh emulator, over a real pty and over a real TCP socket,
+with the remote hosts played by real loopback peers. Where the note is garbled or inconsistent, the header of
+each transcript file lists the form chosen (C3-*, C4-*, C5-*, C6-*); where a capture needs state set up or
+shows less than the wire, ``captures.txt`` says so (R-*). Sections that the note describes only in prose
+(6.9.1, 6.9.2, 6.10.1, 6.11, 6.12, 6.14.4) follow the prose.
 
-A failing transcript that follows the note is a bug in the emulator, not in the transcript.
+A failing transcript that follows the note or a capture is a bug in the emulator, not in the transcript.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ NOTE_SECTIONS = {
     "6.2", "6.3", "6.4", "6.5", "6.6", "6.7", "6.8", "6.9.1", "6.9.2", "6.9.3", "6.9.4", "6.10.1", "6.10.2",
     "6.11", "6.12", "6.14", "6.14.4",
 }  # fmt: skip
+#: the captures of docs/emulator.md, "Real modules" (transcripts/captures.txt)
+CAPTURE_SECTIONS = {"capture-1", "capture-2", "capture-3", "capture-4"}
 
 
 @pytest.mark.parametrize("over", ["tcp", "pty"])
@@ -71,8 +76,9 @@ async def test_note_transcript_typed_byte_by_byte(transcript: Transcript) -> Non
     await replay(transcript, "pty-bytewise")
 
 
-#: replayed against the command-line emulator in a subprocess (--host, --route IP, --route IP:PORT)
-CLI = {"4.1-dns-resolution", "4.2-ping", "5.6-several-sockets"}
+#: replayed against the command-line emulator in a subprocess (--host, --route IP, --route IP:PORT; and the
+#: default profile of `sim7020 emulator`, which behaves like the captured modules)
+CLI = {"4.1-dns-resolution", "4.2-ping", "5.6-several-sockets", "capture-3-edrx-read-back-and-sleep-mode"}
 CLI_TRANSCRIPTS = [t for t in TRANSCRIPTS if t.id in CLI]
 
 
@@ -88,6 +94,7 @@ def test_every_note_section_has_a_transcript() -> None:
     assert all(runs_on_cli(t) for t in CLI_TRANSCRIPTS)
     assert {t.id for t in BYTEWISE_TRANSCRIPTS} == BYTEWISE
     assert {t.section for t in TRANSCRIPTS} >= NOTE_SECTIONS
+    assert {t.section for t in TRANSCRIPTS} >= CAPTURE_SECTIONS
     ids = [t.id for t in TRANSCRIPTS]
     assert len(ids) == len(set(ids)), "two transcripts share a section and title"
 
@@ -183,8 +190,14 @@ def test_transcript_syntax_errors_name_the_problem(text: str, message: str) -> N
 
 
 def test_transcript_format_builds_the_module_framing() -> None:
-    (t,) = parse_text('=== 9.9 demo\n> AT+CSQ\n< +CSQ: 20,0\n< OK\n<< "\\r\\n> "\n>> "ab" + "c" * 2\n')
-    assert [s.kind for s in t.steps] == ["send", "expect", "expect", "expect", "raw"]
+    (t,) = parse_text(
+        '=== 9.9 demo\n> AT+CSQ\n< +CSQ: 20,0\n< OK\n<< "\\r\\n> "\n>> "ab" + "c" * 2\n'
+        "> AT+CENG?\n< +CENG: 1\n<+ +CENG: 2\n< OK\n"
+    )
+    kinds = ["send", "expect", "expect", "expect", "raw", "send", "expect", "expect", "expect"]
+    assert [s.kind for s in t.steps] == kinds
     assert t.steps[1].data == b"\r\n+CSQ: 20,0\r\n"
     assert t.steps[3].data == b"\r\n> "
     assert t.steps[4].data == b"abcc"
+    # a block: the second line follows the first without an empty line
+    assert b"".join(s.data for s in t.steps[6:]) == b"\r\n+CENG: 1\r\n+CENG: 2\r\n\r\nOK\r\n"

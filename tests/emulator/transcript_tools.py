@@ -620,6 +620,8 @@ def parse_text(text: str, source: str = "<string>") -> list[Transcript]:
             step = Step("raw", data=_literal_bytes(rest, where), line=lineno, text=line)
         elif op == "<":
             step = Step("expect", data=framed(rest.encode("latin-1")), line=lineno, text=line)
+        elif op == "<+":  # a further line of the same block: no empty line before it
+            step = Step("expect", data=rest.encode("latin-1") + b"\r\n", line=lineno, text=line)
         elif op == "<~":
             pattern = b"\r\n" + rest.encode("latin-1") + b"\r\n"
             step = Step("expect_re", data=pattern, line=lineno, text=line)
