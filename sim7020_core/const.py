@@ -69,6 +69,8 @@ SIM_BUSY_RETRY_DELAY = 1.0  # pause between retries of a SIM command answered +C
 STATUS_TIMEOUT = 5.0  # one status query (CSQ, CEREG?, CGATT?, COPS?, CPSMS?, CENG?)
 USER_COMMAND_TIMEOUT = 10.0  # default bound of Modem.command()
 REGISTRATION_POLL_INTERVAL = 1.0  # AT+CEREG? period while waiting for registration (URCs end it sooner)
+PSM_GRANT_TIMEOUT = 10.0  # the network's +CEREG grant after AT+CPSMS=1 (arrives as URCs, after the OK)
+PSM_GRANT_SETTLE = 2.0  # after a grant report equal to the previous grant, wait this long for another one
 CPIN_READY_TIMEOUT = 20.0  # "+CPIN: READY" after AT+CFUN=1 (TinyGSM waits 20 s; optional URC)
 WATCHDOG_TIMEOUT = 2.0  # answer to the watchdog probe (AT+CMEE?) and to the reboot check
 READY_WAIT_TIMEOUT = 30.0  # a command waits this long for a recovering/connecting modem to become ready

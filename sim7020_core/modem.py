@@ -257,6 +257,7 @@ class Modem:
         self._reset_announced = False
         self._retention: bool | None = None  # AT+RETENTION as last set or read; None: not known
         self._reset_count = 0  # module resets seen (a retention answer older than a reset is stale)
+        self._grant_urcs = False  # AT+CEREG=4 accepted: the network's PSM grant arrives in +CEREG URCs
 
     # ------------------------------------------------------------------ construction / closing
 
@@ -673,10 +674,45 @@ class Modem:
         else:
             command = "AT+CPSMS=0"
         await self._ensure_ready()
-        await self._cmd(command)
+        async with self.engine.capture_urcs("+CEREG") as grants:
+            await self._cmd(command)
+            if enabled and self._grant_urcs:
+                # The network answers the request after the OK, in +CEREG URCs carrying its timers (docs/
+                # status_formats.md); reading the status before would show the previous grant.
+                await self._wait_for_grant(grants)
         with contextlib.suppress(AtCommandError):
             await self._cmd("AT+CPSMSTATUS=1")
         await self._refresh()
+
+    async def _wait_for_grant(self, urcs: asyncio.Queue[Urc]) -> None:
+        """Wait for the network's answer to a PSM request: ``+CEREG`` URCs that carry PSM timers.
+
+        The module may first repeat the grant in force and then report the new one (docs/status_formats.md),
+        so this returns at the first report that differs from the grant known before, or once reports stop
+        coming for :data:`const.PSM_GRANT_SETTLE`; at most :data:`const.PSM_GRANT_TIMEOUT`. Not every network
+        answers: without a report the status keeps the requested timers.
+        """
+        psm = self.status.psm
+        before = (psm.tau_s, psm.active_s) if psm.granted else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + const.PSM_GRANT_TIMEOUT
+        reported = False
+        while True:
+            wait = deadline - loop.time()
+            if reported:
+                wait = min(wait, const.PSM_GRANT_SETTLE)
+            try:
+                async with asyncio.timeout(max(wait, 0)):
+                    line = (await urcs.get()).line
+            except TimeoutError:
+                if not reported:
+                    _LOGGER.debug("no PSM grant from the network within %.0f s", const.PSM_GRANT_TIMEOUT)
+                return
+            reg = parse_reg_urc(line)
+            if reg is not None and reg.has_timers:
+                reported = True
+                if (reg.tau_s, reg.active_s) != before:
+                    return
 
     async def set_retention(self, enabled: bool) -> None:
         """Keep (``True``) or drop (``False``) the module's sockets across PSM: ``AT+RETENTION=1/0``.
@@ -847,9 +883,12 @@ class Modem:
             await self._cmd("AT+CMEE=1", limit=const.SHORT_TIMEOUT, priority=Priority.HIGH)
         await self._check_sim()
         self.info = await self._read_identity()
+        self._grant_urcs = False
         for command in ("AT+CEREG=4", "AT+CPSMSTATUS=1"):
             try:
                 await self._cmd(command, limit=const.SHORT_TIMEOUT, priority=Priority.HIGH)
+                if command == "AT+CEREG=4":
+                    self._grant_urcs = True
             except AtCommandError:
                 if command == "AT+CEREG=4":
                     with contextlib.suppress(AtCommandError):
