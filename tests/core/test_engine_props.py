@@ -85,9 +85,16 @@ def _is_noise(blob: bytes) -> bool:
     return True
 
 
-# noise inside a line: no line terminator (a bare CR would split a line into two valid-looking ones)
+# noise inside a line: no line terminator (a bare CR would split a line into two valid-looking ones), and at
+# least one byte no text line holds (noise of only blanks, e.g. a TAB, turns "+CSQ: 20,0" into another valid
+# line, which no reader can tell from what the module sent)
 _noise = st.binary(min_size=1, max_size=12).filter(
-    lambda b: b"\r" not in b and b"\n" not in b and _is_noise(b)
+    lambda b: (
+        b"\r" not in b
+        and b"\n" not in b
+        and _is_noise(b)
+        and any(not (0x20 <= c <= 0x7E or c == 9) for c in b)
+    )
 )
 # a garbage line between answers: anything whose pieces are all invalid lines
 _garbage_line = st.binary(min_size=1, max_size=16).filter(_is_noise).map(lambda b: b + b"\r\n")
