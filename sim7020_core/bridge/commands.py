@@ -344,7 +344,7 @@ class CommandHandler:
         self._codec = codec
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_RUNNING_COMMANDS)
-        self._waiting = 0
+        self._running = 0
         self.stats = {"ok": 0, "failed": 0, "busy": 0}
 
     def topics(self) -> dict[str, str]:
@@ -381,7 +381,7 @@ class CommandHandler:
         if len(self._tasks) >= MAX_RUNNING_COMMANDS + MAX_WAITING_COMMANDS:
             self.stats["busy"] += 1
             raise CommandError(
-                f"busy: {self._waiting} requests are queued for this modem (it runs"
+                f"busy: {len(self._tasks) - self._running} requests are queued for this modem (it runs"
                 f" {MAX_RUNNING_COMMANDS} at a time); try again later"
             )
         return request
@@ -398,14 +398,12 @@ class CommandHandler:
     ) -> None:
         phase = "waiting"
         modem: CommandModem | None = None
+        limit = COMMAND_TIMEOUT
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
+            async with asyncio.timeout(limit):
                 try:
-                    self._waiting += 1
-                    try:
-                        await self._slots.acquire()
-                    finally:
-                        self._waiting -= 1
+                    await self._slots.acquire()
+                    self._running += 1
                     try:
                         phase = "running"
                         modem = self._modem_getter()
@@ -413,19 +411,20 @@ class CommandHandler:
                             raise CommandError("the modem is not connected")
                         result = await self._execute(name, modem, request)
                     finally:
+                        self._running -= 1
                         self._slots.release()
                 except TimeoutError as err:  # the library's own (ours arrives as a cancellation here)
                     raise CommandError(_describe_timeout(err)) from err
         except TimeoutError:
             if phase == "waiting":
                 error = (
-                    f"timed out: waited {COMMAND_TIMEOUT:g} s for a turn ({ahead} requests were ahead of it;"
+                    f"timed out: waited {limit:g} s for a turn ({ahead} requests were ahead of it;"
                     f" this modem runs {MAX_RUNNING_COMMANDS} at a time)"
                 )
             else:
                 state = getattr(getattr(modem, "state", None), "value", None)
                 error = (
-                    f"timed out: the modem gave no result within {COMMAND_TIMEOUT:g} s (the bridge's limit"
+                    f"timed out: the modem gave no result within {limit:g} s (the bridge's limit"
                     f" for one request)" + (f"; its link is {state}" if state else "")
                 )
             self._answer(name, msg, request_id, error=error)

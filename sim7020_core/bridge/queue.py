@@ -259,9 +259,10 @@ class DurableQueue:
         self._set_problem(None)
         return result
 
-    async def _retrying(self, func: Callable[[], _T], what: str) -> _T:
+    async def _retrying(self, func: Callable[[], _T], what: str, *, writes: bool = True) -> _T:
         """Run ``func`` until it succeeds, waiting out storage failures with backoff.
 
+        :param writes: ``func`` writes (its success shows the storage works again; a read's does not)
         :raises QueueError: an error retrying cannot fix, or the queue was closed meanwhile
         """
         delay = QUEUE_RETRY_MIN
@@ -273,7 +274,7 @@ class DurableQueue:
                 if not error.storage or self._closing.is_set():
                     raise error from err
                 self.stats["storage_errors"] += 1
-                self._set_problem(f"cannot {what}: {error}")
+                self._set_problem(str(error))  # the same words whichever operation met it: said once
                 _LOGGER.debug("cannot %s (%s); retrying in %.1f s", what, error, delay)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
@@ -282,7 +283,8 @@ class DurableQueue:
                     raise QueueError(f"the queue was closed before it could {what}: {error}") from err
                 delay = min(delay * 2, QUEUE_RETRY_MAX)
                 continue
-            self._set_problem(None)
+            if writes:
+                self._set_problem(None)
             return result
 
     def _set_problem(self, text: str | None) -> None:
@@ -330,7 +332,7 @@ class DurableQueue:
             count = sum(len(items) for _, items, _ in batch)
             try:
                 results = await self._retrying(
-                    functools.partial(self._put_sync, batch, time.time()), f"store {count} messages"
+                    functools.partial(self._put_sync, batch, time.time()), f"store {count} message(s)"
                 )
             except QueueError as err:
                 for _, _, done in batch:
@@ -388,7 +390,7 @@ class DurableQueue:
             )
             return [QueuedMessage(int(r[0]), r[1], r[2], bytes(r[3]), float(r[4])) for r in rows]
 
-        return await self._retrying(_peek, "read queued messages")
+        return await self._retrying(_peek, "read queued messages", writes=False)
 
     async def delete(self, ids: Iterable[int]) -> None:
         """Remove messages (unknown ids are ignored); their space goes back to the filesystem in batches.
@@ -406,7 +408,7 @@ class DurableQueue:
                 db, lambda: db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in id_list])
             )
 
-        await self._retrying(_delete, f"delete {len(id_list)} sent messages")
+        await self._retrying(_delete, f"delete {len(id_list)} sent message(s)")
         self.stats["deleted"] += len(id_list)
         with contextlib.suppress(
             sqlite3.Error, OSError, QueueError
