@@ -227,8 +227,8 @@ class ModemBridge:
         for result in results:
             if isinstance(result, MqttRefusedError):
                 raise BridgeError(str(result)) from None  # Bridge.start stops everything
-            if isinstance(result, MqttError):
-                _LOGGER.warning("%s; the bridge keeps retrying in the background", result)
+            if isinstance(result, MqttError):  # the client logged why; it keeps retrying in the background
+                _LOGGER.debug("%s; the bridge keeps retrying in the background", result)
             elif isinstance(result, BaseException):
                 raise result
 

@@ -72,7 +72,8 @@ MQTT_CHECK_TIMEOUT = 15.0
 # OpenSSL's X509_V_ERR_* codes (ssl.SSLCertVerificationError.verify_code) the bridge explains in words
 _X509_NOT_YET_VALID = 9
 _X509_EXPIRED = 10
-_X509_UNTRUSTED = frozenset({2, 18, 19, 20, 21})  # no issuer / self-signed / issuer not in ca_certs
+#: no issuer / a signature by another CA of the same name / self-signed / issuer not in ca_certs
+_X509_UNTRUSTED = frozenset({2, 7, 18, 19, 20, 21})
 _X509_HOSTNAME_MISMATCH = 62
 _X509_IP_MISMATCH = 64
 #: CONNACK reasons only an operator can fix (compared in lower case)
@@ -132,6 +133,12 @@ def describe_connect_error(err: BaseException | None, config: MqttConfig) -> tup
         if "CERTIFICATE_REQUIRED" in detail.upper():
             return "TLS: the broker wants a client certificate (set mqtt.tls.certfile and keyfile)", True
         return f"TLS handshake failed: {detail}", True
+    if config.tls is not None and isinstance(err, ConnectionResetError | BrokenPipeError | ssl.SSLEOFError):
+        return (
+            f"the broker closed the connection during the TLS handshake: {where} does not speak TLS? (plain"
+            " MQTT usually listens on 1883, TLS on 8883)",
+            True,
+        )
     if isinstance(err, ConnectionRefusedError):
         return f"connection refused: nothing listens on {where} (is the broker running?)", False
     if isinstance(err, socket.gaierror):
@@ -324,7 +331,8 @@ class MqttClient:
 
         :param wait: wait for the first CONNACK; raise :class:`MqttRefusedError` when the broker refuses us
         :param timeout: bound on that wait (default :data:`MQTT_CONNECT_TIMEOUT`); then
-            :class:`MqttError`, naming the last failure
+            :class:`MqttError`, naming the last failure. A failure only an operator can fix (TLS trust)
+            ends the wait at once with :class:`MqttError`; paho keeps retrying either way
         :param fail_fast: raise :class:`MqttError` on the first failed attempt instead of waiting for a retry
         """
         if timeout is None:
@@ -446,11 +454,11 @@ class MqttClient:
         first = self._first_result
         if failed:
             text, needs_operator = describe_refusal(reason)
-            self._failed(text, needs_operator)
             if first is not None and not first.done():
                 first.set_exception(
                     MqttRefusedError(f"MQTT broker {self.config.host}:{self.config.port}: {text}")
                 )  # the caller decides whether to keep trying
+            self._failed(text, needs_operator)
             return
         self.connect_count += 1
         self._connected.set()
@@ -504,23 +512,27 @@ class MqttClient:
             self.last_failure = text  # the caller reports it
             first.set_exception(MqttError(f"MQTT broker {self.config.host}:{self.config.port}: {text}"))
             return
-        if text != self.last_failure:
-            self.last_failure = text
-            _LOGGER.log(
-                logging.ERROR if needs_operator else logging.WARNING,
-                "%s: cannot connect to the MQTT broker %s:%s: %s; retrying every %d s at most",
-                self.label,
-                self.config.host,
-                self.config.port,
-                text,
-                MQTT_RECONNECT_MAX_DELAY,
-            )
-            if self._on_problem is not None:
-                self._on_problem(
-                    f"MQTT broker {self.config.host}:{self.config.port}: {text}" if needs_operator else None
-                )
-        else:
+        if needs_operator and first is not None and not first.done():
+            # waiting out the start timeout would not help: end it (paho keeps retrying in the background)
+            first.set_exception(MqttError(f"MQTT broker {self.config.host}:{self.config.port}: {text}"))
+        if text == self.last_failure:
             _LOGGER.debug("%s: connection attempt %d failed again: %s", self.label, self._failures, text)
+            return
+        self.last_failure = text
+        if needs_operator and self._on_problem is not None:  # the problem log says it, once
+            self._on_problem(f"MQTT broker {self.config.host}:{self.config.port}: {text}")
+            return
+        if self._on_problem is not None:
+            self._on_problem(None)  # a different failure now (the broker restarting …)
+        _LOGGER.log(
+            logging.ERROR if needs_operator else logging.WARNING,
+            "%s: cannot connect to the MQTT broker %s:%s: %s; retrying every %d s at most",
+            self.label,
+            self.config.host,
+            self.config.port,
+            text,
+            MQTT_RECONNECT_MAX_DELAY,
+        )
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
