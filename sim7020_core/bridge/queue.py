@@ -52,8 +52,10 @@ QUEUE_RETRY_MIN = 0.5
 QUEUE_RETRY_MAX = 10.0
 #: The WAL file is truncated to this size after a checkpoint (it keeps room for deletes on a full disk).
 QUEUE_WAL_SIZE_LIMIT = 1024 * 1024
-#: Free pages in the database that make a delete return them to the filesystem (incremental vacuum).
+#: Free pages in the database that make a delete return them to the filesystem (incremental vacuum) …
 QUEUE_VACUUM_PAGES = 256
+#: … or fewer, when they are most of the database (a backlog has drained), but at least this many.
+QUEUE_VACUUM_MIN_PAGES = 16
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -420,10 +422,13 @@ class DurableQueue:
         db = self._conn()
         free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
         if free < QUEUE_VACUUM_PAGES:
-            return 0
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            if free < QUEUE_VACUUM_MIN_PAGES or 2 * free < pages:
+                return 0
         # executescript steps the pragma to its end; execute() would free a single page
         db.executescript("PRAGMA incremental_vacuum;")
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # shrinks the database file
+        # the checkpoint shrinks the database file; TRUNCATE also empties the WAL (it regrows up to its limit)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return free - int(db.execute("PRAGMA freelist_count").fetchone()[0])
 
     async def count(self, queue: str | None = None) -> int:
