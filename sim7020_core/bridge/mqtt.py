@@ -18,7 +18,8 @@ Connection failures are explained, not just retried: paho's own loop swallows th
 connection attempt (it only calls ``on_connect_fail``), so :class:`_PahoClient` keeps it, and
 :func:`describe_connect_error` turns it into words (a certificate that expired or names another host, a CA
 that did not sign it, nothing listening …). Each distinct failure is logged once; failures an operator must
-fix (TLS trust, refused credentials) are also reported through ``on_problem``.
+fix (TLS trust, refused credentials) go to ``on_problem`` instead, when given (the bridge's problem log says
+them, once, and puts them in the state).
 """
 
 from __future__ import annotations
