@@ -3,11 +3,18 @@
 Per modem, under ``<base_topic>/<modem id>/``:
 
 * ``availability``: ``online`` (retained, republished on every connect) / ``offline`` (the retained will);
-* ``state``: retained JSON of :meth:`ModemStatus.as_dict` plus ``link`` (the LinkState), ``modem_id`` and
-  ``info`` (identity), republished whenever it changes and on every connect;
+* ``state``: retained JSON of :meth:`ModemStatus.as_dict` plus ``link`` (the LinkState), ``modem_id``,
+  ``info`` (identity) and ``problem`` (what needs an operator, see :mod:`.problems`; null when all is
+  well), republished whenever it changes and on every connect;
 * ``cmd/<ping|dns|send|at>``: requests (see :mod:`.commands`);
 * Home Assistant device discovery (see :mod:`.discovery`), republished on HA's birth message;
 * routes (see :mod:`.routes`), durable through the sqlite queue in ``state_dir``.
+
+Each modem talks to the broker over two connections: a clean *control* session (commands, state,
+availability with the last will, discovery) and, when the modem has routes, a persistent *data* session
+(route uplinks, acknowledged only once stored, and downlinks). While uplinks cannot be stored (a full disk)
+they stay unacknowledged and fill the data session's in-flight window, which stalls that session only:
+commands keep their answers. docs/bridge.md ("Two connections per modem") explains the choice.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ from ..exceptions import Sim7020Error
 from ..models import LinkState, ModemInfo, ModemStatus
 from .commands import CommandHandler
 from .discovery import discovery_payload, discovery_topic
-from .mqtt import IncomingMessage, MqttClient, MqttError
+from .mqtt import MQTT_RECEIVE_MAXIMUM, IncomingMessage, MqttClient, MqttError, MqttRefusedError
+from .problems import ProblemLog
 from .queue import DurableQueue
 from .routes import Codec, RouteRunner
+from .state_dir import open_state_file, prepare_state_dir
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +56,8 @@ MODEM_CLOSE_TIMEOUT = 10.0
 HA_BIRTH_REPUBLISH_DELAY = 0.5
 #: Bound on waiting for the broker to acknowledge the final publishes at shutdown.
 SHUTDOWN_PUBLISH_TIMEOUT = 5.0
+#: Largest uplink message a route stores when its transport sets no smaller bound (bytes, after decoding).
+MAX_UPLINK_BYTES = 1024 * 1024
 
 ModemFactory = Callable[[ModemConfig], Awaitable[Any]]
 
@@ -68,6 +79,20 @@ def load_codecs() -> dict[str, Codec]:
     except Sim7020Error as err:
         _LOGGER.warning("plugins could not be loaded (%s); using the built-in codecs", err)
     return codecs
+
+
+def load_payload_limits() -> dict[str, int | None]:
+    """Transport name → the largest payload one send accepts (``Capabilities.max_payload``; None: any)."""
+    from ..plugins import make_plugin_manager, transport_classes
+
+    try:
+        return {
+            name: cls.capabilities.max_payload
+            for name, cls in transport_classes(make_plugin_manager()).items()
+        }
+    except Sim7020Error as err:
+        _LOGGER.warning("plugins could not be loaded (%s); uplink sizes are checked at send only", err)
+        return {}
 
 
 class EmulatedModemFactory:
@@ -125,17 +150,37 @@ class ModemBridge:
         queue: DurableQueue,
         codecs: Mapping[str, Codec],
         modem_factory: ModemFactory,
+        problems: ProblemLog | None = None,
+        payload_limits: Mapping[str, int | None] | None = None,
     ) -> None:
         self.config = config
         self.modem_cfg = modem_cfg
         self.base = f"{config.mqtt.base_topic}/{modem_cfg.id}"
         self.availability_topic = f"{self.base}/availability"
         self.state_topic = f"{self.base}/state"
+        self.problems = problems or ProblemLog()
+        self._unlisten = self.problems.add_listener(self._publish_state)
+        my_routes = [route for route in config.routes if route.modem == modem_cfg.id]
+        #: the control session: commands, state, availability (with the will), discovery
         self.mqtt = MqttClient(
             config.mqtt,
-            client_id=f"{config.mqtt.client_id}-{modem_cfg.id}",
+            client_id=f"{config.mqtt.client_id}-{modem_cfg.id}-control",
             will=(self.availability_topic, "offline"),
+            persistent=False,
+            on_problem=functools.partial(self._mqtt_problem, "MQTT control connection"),
+            label=f"modem {modem_cfg.id} control",
         )
+        #: the data session of the routes (persistent: the broker keeps uplinks while the bridge is away);
+        #: None when the modem has no routes
+        self.data_mqtt: MqttClient | None = None
+        if my_routes:
+            self.data_mqtt = MqttClient(
+                config.mqtt,
+                client_id=f"{config.mqtt.client_id}-{modem_cfg.id}",
+                receive_maximum=MQTT_RECEIVE_MAXIMUM,
+                on_problem=functools.partial(self._mqtt_problem, "MQTT data connection"),
+                label=f"modem {modem_cfg.id} data",
+            )
         self.modem: Any = None
         self._factory = modem_factory
         self._codecs = codecs
@@ -151,10 +196,17 @@ class ModemBridge:
             allow_at=modem_cfg.at_commands,
             codec=self._codecs.__getitem__,
         )
+        limits = payload_limits or {}
         self.routes = [
-            RouteRunner(route, host=self, mqtt=self.mqtt, queue=queue, codec=codecs[route.encoding])
-            for route in config.routes
-            if route.modem == modem_cfg.id
+            RouteRunner(
+                route,
+                host=self,
+                mqtt=self.data_mqtt or self.mqtt,
+                queue=queue,
+                codec=codecs[route.encoding],
+                max_payload=min(limits.get(route.transport) or MAX_UPLINK_BYTES, MAX_UPLINK_BYTES),
+            )
+            for route in my_routes
         ]
 
     # ------------------------------------------------------------------ lifecycle
@@ -170,12 +222,15 @@ class ModemBridge:
             route.start()
         # The modem opens while we wait for the broker.
         self._tasks.append(asyncio.create_task(self._run_modem(), name=f"modem-{self.modem_cfg.id}"))
-        try:
-            await self.mqtt.start()
-        except MqttError as err:
-            if "refused" in str(err):
-                raise BridgeError(str(err)) from None  # Bridge.start stops everything
-            _LOGGER.warning("%s; the bridge keeps retrying in the background", err)
+        clients = [client for client in (self.mqtt, self.data_mqtt) if client is not None]
+        results = await asyncio.gather(*(client.start() for client in clients), return_exceptions=True)
+        for result in results:
+            if isinstance(result, MqttRefusedError):
+                raise BridgeError(str(result)) from None  # Bridge.start stops everything
+            if isinstance(result, MqttError):  # the client logged why; it keeps retrying in the background
+                _LOGGER.debug("%s; the bridge keeps retrying in the background", result)
+            elif isinstance(result, BaseException):
+                raise result
 
     async def stop(self) -> None:
         """Stop routes and modem, publish ``offline`` and disconnect (queued data stays on disk)."""
@@ -191,7 +246,13 @@ class ModemBridge:
             with contextlib.suppress(TimeoutError, Sim7020Error):
                 async with asyncio.timeout(SHUTDOWN_PUBLISH_TIMEOUT):
                     await fut
+        if self.data_mqtt is not None:
+            await self.data_mqtt.stop()
         await self.mqtt.stop()
+        self._unlisten()
+
+    def _mqtt_problem(self, what: str, text: str | None) -> None:
+        self.problems.report(what, text and f"{what}: {text}", modem=self.modem_cfg.id)
 
     async def wait_ready(self) -> Any:
         """The modem once it is connected and awake (routes wait here during reboots and PSM)."""
@@ -309,6 +370,7 @@ class ModemBridge:
         data["link"] = link or (modem.state.value if modem is not None else LinkState.CONNECTING.value)
         data["modem_id"] = self.modem_cfg.id
         data["info"] = info.as_dict()
+        data["problem"] = self.problems.summary(self.modem_cfg.id)
         data["updated"] = round(time.time(), 3)
         return data
 
@@ -367,7 +429,9 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig, *, modem_factory: ModemFactory | None = None) -> None:
         self.config = config
-        self.queue = DurableQueue(config.state_dir / QUEUE_FILE)
+        #: what needs an operator, shown in every modem's state (``problem``) and logged once
+        self.problems = ProblemLog()
+        self.queue = DurableQueue(config.state_dir / QUEUE_FILE, on_problem=self._storage_problem)
         self._own_factory = modem_factory is None
         self.factory: Any = modem_factory or EmulatedModemFactory()
         self.modems: list[ModemBridge] = []
@@ -383,10 +447,17 @@ class Bridge:
                     "%d queued messages recovered from %s", self.queue.stats["recovered"], self.queue.path
                 )
             codecs = load_codecs()
+            limits = load_payload_limits()
             for modem_cfg in self.config.modems:
                 self.modems.append(
                     ModemBridge(
-                        self.config, modem_cfg, queue=self.queue, codecs=codecs, modem_factory=self.factory
+                        self.config,
+                        modem_cfg,
+                        queue=self.queue,
+                        codecs=codecs,
+                        modem_factory=self.factory,
+                        problems=self.problems,
+                        payload_limits=limits,
                     )
                 )
             for modem_bridge in self.modems:
@@ -405,6 +476,11 @@ class Bridge:
         await self.queue.close()
         self._unlock_state_dir()
 
+    def _storage_problem(self, text: str | None) -> None:
+        if text is not None:
+            text = f"storage: {text}; new uplink messages wait at the broker, unacknowledged, until it works"
+        self.problems.report("storage", text)
+
     def stats(self) -> dict[str, Any]:
         """Counters for the log and tests."""
         return {
@@ -412,6 +488,7 @@ class Bridge:
             "modems": {
                 m.modem_cfg.id: {
                     "mqtt": dict(m.mqtt.stats),
+                    "mqtt_data": dict(m.data_mqtt.stats) if m.data_mqtt is not None else {},
                     "commands": dict(m.commands.stats),
                     "routes": {r.route.name: dict(r.stats) for r in m.routes},
                 }
@@ -420,8 +497,11 @@ class Bridge:
         }
 
     def _lock_state_dir(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            prepare_state_dir(state_dir)
+            fd = open_state_file(state_dir / LOCK_FILE)
+        except OSError as err:
+            raise BridgeError(f"cannot lock the state directory {state_dir}: {err.strerror or err}") from err
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -16,11 +18,20 @@ from ..exceptions import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
 
+#: ``bridge --check`` calls a state directory with less free space than this full.
+CHECK_MIN_FREE_BYTES = 1024 * 1024
+
 
 def add_cli(subparsers: Any) -> None:
     """Register the bridge subcommands (convention of :mod:`sim7020_core.cli`)."""
     bridge = subparsers.add_parser("bridge", help="run the MQTT bridge from a YAML configuration")
     bridge.add_argument("-c", "--config", required=True, type=Path, help="the YAML configuration file")
+    bridge.add_argument(
+        "--check",
+        action="store_true",
+        help="check the configuration, connect to the broker once and check the state directory, then exit"
+        " (non-zero with the reason when something fails)",
+    )
     _log_level(bridge, "INFO")
     bridge.set_defaults(func=run_bridge)
 
@@ -86,23 +97,87 @@ async def run_bridge(args: argparse.Namespace) -> int:
         for line in err.errors:
             print(line, file=sys.stderr)
         return 1
+    if args.check:
+        if args.sub_log_level == "INFO":  # the default: the check prints its own lines
+            logging.getLogger().setLevel(logging.WARNING)
+        return await check_bridge(config, args.config)
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     bridge = Bridge(config)
     await bridge.start()
-    _LOGGER.info(
-        "bridge running: %d modem(s), %d route(s), broker %s:%s",
-        len(config.modems),
-        len(config.routes),
-        config.mqtt.host,
-        config.mqtt.port,
-    )
+    unreachable = [m for m in bridge.modems if not m.mqtt.connected]
+    if unreachable:
+        _LOGGER.warning(
+            "bridge started, but not connected to the MQTT broker %s:%s (%s); retrying in the background",
+            config.mqtt.host,
+            config.mqtt.port,
+            unreachable[0].mqtt.last_failure or "no answer yet",
+        )
+    else:
+        _LOGGER.info(
+            "bridge running: %d modem(s), %d route(s), broker %s:%s",
+            len(config.modems),
+            len(config.routes),
+            config.mqtt.host,
+            config.mqtt.port,
+        )
     try:
         await stop.wait()
     finally:
         _LOGGER.info("stopping; counters: %s", bridge.stats())
         await bridge.stop()
     return 0
+
+
+async def check_bridge(config: Any, path: Path) -> int:
+    """``sim7020 bridge --check``: the configuration (already loaded), the broker, the state directory.
+
+    Prints one line per check; exit 0 when all pass, 1 otherwise.
+    """
+    from .mqtt import MqttError, check_broker
+
+    ok = True
+    print(f"configuration {path}: OK ({len(config.modems)} modem(s), {len(config.routes)} route(s))")
+    where = f"MQTT broker {config.mqtt.host}:{config.mqtt.port}"
+    try:
+        # its own client id: the running bridge's sessions are left alone
+        used = await check_broker(config.mqtt, client_id=f"{config.mqtt.client_id}-check")
+    except MqttError as err:
+        ok = False
+        print(f"{where}: FAILED: {str(err).removeprefix(where + ': ')}", file=sys.stderr)
+    else:
+        print(f"{where}: OK ({used})")
+    state_problem = _state_dir_problem(Path(config.state_dir))
+    if state_problem is None:
+        free = shutil.disk_usage(_existing_parent(Path(config.state_dir))).free
+        print(f"state directory {config.state_dir}: OK ({free / 1e6:.0f} MB free)")
+    else:
+        ok = False
+        print(f"state directory {config.state_dir}: FAILED: {state_problem}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _state_dir_problem(path: Path) -> str | None:
+    """Why the bridge could not use ``path`` as its state directory (None: it can); creates nothing."""
+    from .state_dir import check_state_dir
+
+    if not path.exists():
+        parent = _existing_parent(path)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"it does not exist and cannot be created in {parent} (not writable)"
+        return None
+    problem = check_state_dir(path)
+    if problem is None and not os.access(path, os.W_OK | os.X_OK):
+        problem = "not writable by this user"
+    if problem is None and shutil.disk_usage(path).free < CHECK_MIN_FREE_BYTES:
+        problem = f"the disk is full ({shutil.disk_usage(path).free} bytes free)"
+    return problem
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -10,8 +10,16 @@ in a callback. On the asyncio side:
 * :meth:`MqttClient.publish` returns a future resolved when the broker acknowledged a QoS>0 publish;
 * connect callbacks run on the loop after every (re)connection, so retained state is republished.
 
-The client keeps a persistent session (``clean_session=False`` / MQTT 5 ``clean_start=False`` with a
-session expiry) so the broker queues QoS1 messages while the bridge is down.
+A ``persistent`` client keeps its session (``clean_session=False`` / MQTT 5 ``clean_start=False`` with a
+session expiry) so the broker queues QoS1 messages while the bridge is down; the bridge uses one for route
+uplinks and a clean one for commands and state (docs/bridge.md, "Two connections per modem").
+
+Connection failures are explained, not just retried: paho's own loop swallows the exception of a failed
+connection attempt (it only calls ``on_connect_fail``), so :class:`_PahoClient` keeps it, and
+:func:`describe_connect_error` turns it into words (a certificate that expired or names another host, a CA
+that did not sign it, nothing listening …). Each distinct failure is logged once; failures an operator must
+fix (TLS trust, refused credentials) go to ``on_problem`` instead, when given (the bridge's problem log says
+them, once, and puts them in the state).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -56,10 +64,139 @@ MQTT_SESSION_EXPIRY = 7 * 24 * 3600
 MQTT_MAX_QUEUED = 10_000
 MQTT_MAX_INFLIGHT = 100
 MQTT_DISCONNECT_TIMEOUT = 5.0
+#: MQTT 5 Receive Maximum of a client with ``receive_maximum`` set: the most unacknowledged messages the
+#: broker sends us (a route holds that many in memory while the disk is full).
+MQTT_RECEIVE_MAXIMUM = 100
+#: Bound on the connection attempt of ``sim7020 bridge --check``.
+MQTT_CHECK_TIMEOUT = 15.0
+
+# OpenSSL's X509_V_ERR_* codes (ssl.SSLCertVerificationError.verify_code) the bridge explains in words
+_X509_NOT_YET_VALID = 9
+_X509_EXPIRED = 10
+#: no issuer / a signature by another CA of the same name / self-signed / issuer not in ca_certs
+_X509_UNTRUSTED = frozenset({2, 7, 18, 19, 20, 21})
+_X509_HOSTNAME_MISMATCH = 62
+_X509_IP_MISMATCH = 64
+#: CONNACK reasons only an operator can fix (compared in lower case)
+_REFUSALS_NEEDING_AN_OPERATOR = (
+    "not authorized",
+    "bad user name or password",
+    "client identifier not valid",
+    "banned",
+    "bad authentication method",
+)
 
 
 class MqttError(Sim7020Error):
-    """The broker refused us or a publish failed."""
+    """The broker refused us, could not be reached, or a publish failed."""
+
+
+class MqttRefusedError(MqttError):
+    """The broker answered the connection with a refusal (CONNACK failure: credentials, client id …)."""
+
+
+def describe_connect_error(err: BaseException | None, config: MqttConfig) -> tuple[str, bool]:
+    """Why a connection attempt to the broker failed, in words, and whether only an operator can fix it.
+
+    :returns: ``(reason, needs_operator)``
+    """
+    where = f"{config.host}:{config.port}"
+    if err is None:
+        return "the connection attempt failed (no reason given)", False
+    if isinstance(err, ssl.SSLCertVerificationError):
+        code, detail = err.verify_code, err.verify_message or str(err)
+        if code == _X509_EXPIRED:
+            text = (
+                f"TLS: the broker's certificate has expired ({detail}); renew the broker's certificate"
+                " (or fix this machine's clock)"
+            )
+        elif code == _X509_NOT_YET_VALID:
+            text = f"TLS: the broker's certificate is not valid yet ({detail}); check this machine's clock"
+        elif code in (_X509_HOSTNAME_MISMATCH, _X509_IP_MISMATCH):
+            text = (
+                f"TLS: the broker's certificate is not valid for {config.host!r} ({detail}); set mqtt.host to"
+                " a name the certificate lists, or give the broker a certificate for this name"
+            )
+        elif code in _X509_UNTRUSTED:
+            ca = config.tls.ca_certs if config.tls is not None and config.tls.ca_certs else "the system CAs"
+            text = f"TLS: the broker's certificate is not signed by a CA in {ca} ({detail})"
+        else:
+            text = f"TLS: the broker's certificate was rejected ({detail})"
+        return text, True
+    if isinstance(err, ssl.SSLError):
+        detail = str(err.reason or err)
+        if any(hint in detail.upper() for hint in ("WRONG_VERSION_NUMBER", "RECORD_LAYER", "PACKET_LENGTH")):
+            return (
+                f"TLS handshake failed ({detail}): {where} does not speak TLS (a plain MQTT port? TLS is"
+                " usually 8883)",
+                True,
+            )
+        if "CERTIFICATE_REQUIRED" in detail.upper():
+            return "TLS: the broker wants a client certificate (set mqtt.tls.certfile and keyfile)", True
+        return f"TLS handshake failed: {detail}", True
+    if config.tls is not None and isinstance(err, ConnectionResetError | BrokenPipeError | ssl.SSLEOFError):
+        return (
+            f"the broker closed the connection during the TLS handshake: {where} does not speak TLS? (plain"
+            " MQTT usually listens on 1883, TLS on 8883)",
+            True,
+        )
+    if isinstance(err, ConnectionRefusedError):
+        return f"connection refused: nothing listens on {where} (is the broker running?)", False
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve the broker's host name {config.host!r}: {err.strerror or err}", False
+    if isinstance(err, TimeoutError):
+        return f"no answer from {where} (a firewall, or the wrong address?)", False
+    if isinstance(err, OSError):
+        return f"{where}: {err.strerror or err}", False
+    return f"{type(err).__name__}: {err}", False
+
+
+def describe_refusal(reason: str) -> tuple[str, bool]:
+    """A CONNACK refusal in words, and whether only an operator can fix it."""
+    lowered = reason.lower()
+    needs_operator = any(text in lowered for text in _REFUSALS_NEEDING_AN_OPERATOR)
+    hint = ""
+    if "password" in lowered or "authori" in lowered:
+        hint = " (check mqtt.username and mqtt.password, and the broker's ACL)"
+    return f"the broker refused the connection: {reason}{hint}", needs_operator
+
+
+async def check_broker(config: MqttConfig, *, client_id: str, timeout: float = MQTT_CHECK_TIMEOUT) -> str:  # noqa: ASYNC109
+    """Connect to the broker once (a clean session, no will, nothing subscribed) and disconnect.
+
+    :returns: what the connection used, e.g. ``"MQTT 3.1.1, TLS, user bridge"``
+    :raises MqttError: why it failed (the same words the bridge logs)
+    """
+    client = MqttClient(config, client_id=client_id, persistent=False, label="check")
+    try:
+        await client.start(timeout=timeout, fail_fast=True)
+    finally:
+        await client.stop()
+    parts = [f"MQTT {config.protocol}"]
+    if config.tls is not None:
+        parts.append("TLS")
+    if config.username:
+        parts.append(f"user {config.username}")
+    return ", ".join(parts)
+
+
+class _PahoClient(mqtt.Client):
+    """paho's client, remembering why the last connection attempt failed.
+
+    paho's network thread calls :meth:`reconnect` and, when it raises, only calls ``on_connect_fail`` without
+    the exception (paho/mqtt/client.py, ``loop_forever``); keeping it here lets the bridge say why.
+    """
+
+    last_connect_error: BaseException | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            result = super().reconnect()
+        except OSError as err:  # ssl.SSLError and socket errors are OSErrors
+            self.last_connect_error = err
+            raise
+        self.last_connect_error = None
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +233,10 @@ class MqttClient:
     :param client_id: the (stable) client id; the broker keeps our session under it
     :param will: ``(topic, payload)`` published retained by the broker if we vanish
     :param manual_ack: acknowledge QoS>0 messages only through :meth:`ack`
+    :param persistent: keep the session at the broker while we are away (else a clean session each time)
+    :param receive_maximum: MQTT 5: the most unacknowledged messages the broker may send us
+    :param on_problem: told (on the loop) a failure only an operator can fix, and None once connected again
+    :param label: what this connection is for, in log lines
     """
 
     def __init__(
@@ -105,9 +246,21 @@ class MqttClient:
         client_id: str,
         will: tuple[str, str] | None = None,
         manual_ack: bool = True,
+        persistent: bool = True,
+        receive_maximum: int | None = None,
+        on_problem: Callable[[str | None], None] | None = None,
+        label: str = "MQTT",
     ) -> None:
         self.config = config
         self.client_id = client_id
+        self.persistent = persistent
+        self.receive_maximum = receive_maximum
+        self.label = label
+        self._on_problem = on_problem
+        #: why the last connection attempt failed (None once connected)
+        self.last_failure: str | None = None
+        self._failures = 0
+        self._fail_fast = False
         self.v5 = config.protocol == "5"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscriptions: dict[str, tuple[int, MessageHandler]] = {}
@@ -121,10 +274,13 @@ class MqttClient:
         self.stats = {"received": 0, "redelivered": 0, "published": 0}
 
         if self.v5:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+            client = _PahoClient(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         else:
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False
+            client = _PahoClient(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=not persistent,
             )
         client.manual_ack_set(manual_ack)
         client.reconnect_delay_set(MQTT_RECONNECT_MIN_DELAY, MQTT_RECONNECT_MAX_DELAY)
@@ -147,6 +303,7 @@ class MqttClient:
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -164,21 +321,34 @@ class MqttClient:
         """Call ``handler`` on the loop after every successful (re)connection."""
         self._connect_handlers.append(handler)
 
-    async def start(self, *, wait: bool = True, timeout: float | None = None) -> None:  # noqa: ASYNC109
+    async def start(
+        self,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,  # noqa: ASYNC109
+        fail_fast: bool = False,
+    ) -> None:
         """Start the network thread and connect (paho keeps reconnecting on its own afterwards).
 
-        :param wait: wait for the first CONNACK; raise :class:`MqttError` when the broker refuses us
-        :param timeout: bound on that wait (default :data:`MQTT_CONNECT_TIMEOUT`)
+        :param wait: wait for the first CONNACK; raise :class:`MqttRefusedError` when the broker refuses us
+        :param timeout: bound on that wait (default :data:`MQTT_CONNECT_TIMEOUT`); then
+            :class:`MqttError`, naming the last failure. A failure only an operator can fix (TLS trust)
+            ends the wait at once with :class:`MqttError`; paho keeps retrying either way
+        :param fail_fast: raise :class:`MqttError` on the first failed attempt instead of waiting for a retry
         """
         if timeout is None:
             timeout = MQTT_CONNECT_TIMEOUT
         self._loop = asyncio.get_running_loop()
         self._first_result = self._loop.create_future()
+        self._fail_fast = fail_fast
         kwargs: dict[str, Any] = {"keepalive": self.config.keepalive}
         if self.v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = MQTT_SESSION_EXPIRY
-            kwargs["clean_start"] = False
+            if self.persistent:
+                props.SessionExpiryInterval = MQTT_SESSION_EXPIRY
+            if self.receive_maximum is not None:
+                props.ReceiveMaximum = self.receive_maximum
+            kwargs["clean_start"] = not self.persistent
             kwargs["properties"] = props
         self._client.connect_async(self.config.host, self.config.port, **kwargs)
         self._client.loop_start()
@@ -188,8 +358,8 @@ class MqttClient:
                     await asyncio.shield(self._first_result)
             except TimeoutError:
                 raise MqttError(
-                    f"no answer from the MQTT broker {self.config.host}:{self.config.port}"
-                    f" within {timeout:g} s"
+                    f"cannot connect to the MQTT broker {self.config.host}:{self.config.port} within"
+                    f" {timeout:g} s: {self.last_failure or 'no answer'}"
                 ) from None
 
     async def stop(self) -> None:
@@ -284,17 +454,30 @@ class MqttClient:
     def _connected_on_loop(self, failed: bool, reason: str, session_present: bool) -> None:
         first = self._first_result
         if failed:
-            _LOGGER.error(
-                "MQTT broker %s:%s refused the connection: %s", self.config.host, self.config.port, reason
-            )
+            text, needs_operator = describe_refusal(reason)
             if first is not None and not first.done():
-                first.set_exception(MqttError(f"the MQTT broker refused the connection: {reason}"))
-                # stop paho from hammering the broker with a bad password; the caller decides
+                first.set_exception(
+                    MqttRefusedError(f"MQTT broker {self.config.host}:{self.config.port}: {text}")
+                )  # the caller decides whether to keep trying
+            self._failed(text, needs_operator)
             return
         self.connect_count += 1
         self._connected.set()
+        if self.last_failure is not None:
+            _LOGGER.warning(
+                "%s: connected to the MQTT broker %s:%s again after %d failed attempt(s)",
+                self.label,
+                self.config.host,
+                self.config.port,
+                self._failures,
+            )
+            self.last_failure = None
+            self._failures = 0
+            if self._on_problem is not None:
+                self._on_problem(None)
         _LOGGER.info(
-            "connected to MQTT broker %s:%s as %s (session %s)",
+            "%s: connected to MQTT broker %s:%s as %s (session %s)",
+            self.label,
             self.config.host,
             self.config.port,
             self.client_id,
@@ -314,14 +497,60 @@ class MqttClient:
         if not task.cancelled() and task.exception() is not None:
             _LOGGER.error("MQTT connect handler failed", exc_info=task.exception())
 
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
+        # paho thread, inside paho's ``except OSError`` around reconnect()
+        err = client.last_connect_error if isinstance(client, _PahoClient) else None
+        text, needs_operator = describe_connect_error(err, self.config)
+        self._call(self._failed, text, needs_operator)
+
+    def _failed(self, text: str, needs_operator: bool) -> None:
+        """A connection attempt failed: log it once per distinct reason, report it, maybe end the wait."""
+        self._failures += 1
+        if self._stopping:
+            return
+        first = self._first_result
+        if self._fail_fast and first is not None and not first.done():
+            self.last_failure = text  # the caller reports it
+            first.set_exception(MqttError(f"MQTT broker {self.config.host}:{self.config.port}: {text}"))
+            return
+        if needs_operator and first is not None and not first.done():
+            # waiting out the start timeout would not help: end it (paho keeps retrying in the background)
+            first.set_exception(MqttError(f"MQTT broker {self.config.host}:{self.config.port}: {text}"))
+        if text == self.last_failure:
+            _LOGGER.debug("%s: connection attempt %d failed again: %s", self.label, self._failures, text)
+            return
+        self.last_failure = text
+        if needs_operator and self._on_problem is not None:  # the problem log says it, once
+            self._on_problem(f"MQTT broker {self.config.host}:{self.config.port}: {text}")
+            return
+        if self._on_problem is not None:
+            self._on_problem(None)  # a different failure now (the broker restarting …)
+        _LOGGER.log(
+            logging.ERROR if needs_operator else logging.WARNING,
+            "%s: cannot connect to the MQTT broker %s:%s: %s; retrying every %d s at most",
+            self.label,
+            self.config.host,
+            self.config.port,
+            text,
+            MQTT_RECONNECT_MAX_DELAY,
+        )
+
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
     ) -> None:
         self._call(self._disconnected_on_loop, str(reason_code))
 
     def _disconnected_on_loop(self, reason: str) -> None:
-        if self._connected.is_set() and not self._stopping:
-            _LOGGER.warning("disconnected from MQTT broker (%s); paho reconnects", reason)
+        if self._stopping:
+            pass
+        elif self._connected.is_set():
+            _LOGGER.warning("%s: disconnected from MQTT broker (%s); paho reconnects", self.label, reason)
+        else:  # the broker dropped us between the TCP connection and its CONNACK
+            self._failed(
+                f"the broker closed the connection before accepting it ({reason}); a TLS port without"
+                " mqtt.tls, or a broker that rejects this client",
+                False,
+            )
         self._connected.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:

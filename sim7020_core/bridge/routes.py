@@ -1,10 +1,12 @@
 """Routes: MQTT uplink topics → a connection on the modem → MQTT downlink topic, durably.
 
-Uplink: each message on the route's filters is decoded with the route's encoding, committed to the
-sqlite queue, and only then acknowledged to the broker. A sender task sends queued messages in order on
-the route's connection and deletes each one after the modem accepted it (for transports with an
-acknowledged send, after the acknowledgement). While the modem is away (reboot, PSM, link lost) the
-messages wait in the queue.
+Uplink: each message on the route's filters is decoded with the route's encoding, checked against the
+largest payload the route's transport sends (larger ones are dropped before they take any disk space),
+committed to the sqlite queue, and only then acknowledged to the broker. While the queue cannot store
+(a full disk) the messages are kept in memory, unacknowledged, and stored when the disk has room again.
+A sender task sends queued messages in order on the route's connection and deletes each one after the
+modem accepted it (for transports with an acknowledged send, after the acknowledgement). While the modem
+is away (reboot, PSM, link lost) the messages wait in the queue.
 
 Downlink: data arriving on the connection is encoded, committed to the queue, published (QoS per route)
 and deleted when the broker acknowledged the publish.
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 from ..config import RouteConfig
 from ..exceptions import PayloadError, Sim7020Error, UnsupportedError
 from .mqtt import IncomingMessage, MqttClient
-from .queue import DurableQueue
+from .queue import DurableQueue, QueueError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ ROUTE_RETRY_MIN = 0.5
 ROUTE_RETRY_MAX = 30.0
 #: Messages read from the queue at a time.
 QUEUE_BATCH = 64
+#: Backoff of storing uplink messages the queue refused with an error retrying in the queue cannot fix.
+STORE_RETRY_MAX = 30.0
+#: Bound on storing the last uplink messages at shutdown (unstored ones are redelivered to the next run).
+STOP_STORE_TIMEOUT = 5.0
 
 
 class RouteModemHost(Protocol):
@@ -60,6 +66,7 @@ class RouteRunner:
     :param mqtt: the modem's MQTT client
     :param queue: the durable queue
     :param codec: the route's payload codec
+    :param max_payload: the largest decoded uplink message stored (None: no bound)
     """
 
     def __init__(
@@ -70,8 +77,10 @@ class RouteRunner:
         mqtt: MqttClient,
         queue: DurableQueue,
         codec: Codec,
+        max_payload: int | None = None,
     ) -> None:
         self.route = route
+        self.max_payload = max_payload
         self._host = host
         self._mqtt = mqtt
         self._queue = queue
@@ -119,6 +128,11 @@ class RouteRunner:
         """Stop the tasks and close the connection; queued messages stay on disk."""
         self._stopping = True
         if self._batch_task is not None:
+            # a full disk may hold the batch forever: unstored messages are not acknowledged, so the broker
+            # delivers them again to the next run
+            _done, pending = await asyncio.wait({self._batch_task}, timeout=STOP_STORE_TIMEOUT)
+            for task in pending:
+                task.cancel()
             await asyncio.gather(self._batch_task, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
@@ -134,6 +148,10 @@ class RouteRunner:
     def _on_uplink(self, msg: IncomingMessage) -> None:
         if self._stopping:
             return  # not acknowledged: the broker delivers it again to the next run
+        limit = self.max_payload
+        if limit is not None and len(msg.payload) > 4 * limit + 1024:  # not worth decoding
+            self._reject(msg, f"{len(msg.payload)} bytes, far more than the {limit} bytes a send carries")
+            return
         try:
             data = self._codec.decode(msg.payload)
         except (PayloadError, ValueError) as err:
@@ -147,21 +165,43 @@ class RouteRunner:
             )
             self._mqtt.ack(msg.mid, msg.qos)
             return
+        if limit is not None and len(data) > limit:
+            self._reject(
+                msg, f"{len(data)} bytes, more than the {limit} bytes {self.route.transport} sends at once"
+            )
+            return
         self._batch.append((msg, data))
         if self._batch_task is None or self._batch_task.done():
             self._batch_task = asyncio.create_task(
                 self._commit_batches(), name=f"route-{self.route.name}-commit"
             )
 
+    def _reject(self, msg: IncomingMessage, why: str) -> None:
+        """Drop an uplink message before it takes disk space (acknowledged: the broker must not resend it)."""
+        self.stats["uplink_rejected"] += 1
+        _LOGGER.warning("route %s: dropping message on %s: %s", self.route.name, msg.topic[:200], why)
+        self._mqtt.ack(msg.mid, msg.qos)
+
     async def _commit_batches(self) -> None:
+        delay = ROUTE_RETRY_MIN
         while self._batch:
             batch, self._batch = self._batch, []
             try:
+                # waits (the queue retries) while the disk is full; the messages stay unacknowledged
                 await self._queue.put_many(self.up_queue, [(m.topic, data) for m, data in batch])
-            except Exception:
-                # Not acknowledged: the broker delivers them again.
-                _LOGGER.exception("route %s: cannot store %d uplink messages", self.route.name, len(batch))
+            except QueueError as err:
+                if self._stopping:
+                    return  # not acknowledged: the broker delivers them again to the next run
+                # Keep them (the broker redelivers only on a new session) and try again.
+                _LOGGER.error(
+                    "route %s: cannot store %d uplink messages (%s); retrying in %.0f s",
+                    self.route.name, len(batch), err, delay,
+                )  # fmt: skip
+                self._batch[:0] = batch
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
                 continue
+            delay = ROUTE_RETRY_MIN
             for msg, _data in batch:
                 self._mqtt.ack(msg.mid, msg.qos)
             self.stats["uplink_queued"] += len(batch)

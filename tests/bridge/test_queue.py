@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -109,7 +110,10 @@ def test_request_parser_only_raises_command_error(data: bytes) -> None:
     )
 )
 def test_request_parser_on_json_objects(obj: dict[str, object]) -> None:
-    valid = isinstance(obj.get("id"), int | str) and isinstance(obj.get("host"), str) and obj["host"] != ""
+    request_id, host = obj.get("id"), obj.get("host")
+    valid = isinstance(request_id, str) or (isinstance(request_id, int) and abs(request_id) <= 2**53)
+    # a host goes inside an AT command: letters, digits, '.', '-', '_', ':' only
+    valid = valid and isinstance(host, str) and re.fullmatch(r"[A-Za-z0-9._:-]{1,253}", host) is not None
     valid = valid and set(obj) <= {"id", "host", "count"}
     valid = valid and (obj.get("count", 4) is not None and isinstance(obj.get("count", 4), int))
     valid = valid and 1 <= int(obj.get("count", 4) or 0) <= 100

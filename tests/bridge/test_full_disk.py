@@ -1,0 +1,226 @@
+"""A full disk under ``state_dir`` (a real tmpfs, mounted by the test): uplinks wait unacknowledged and the
+failure is said as what it is, commands keep their answers, and delivery resumes by itself once space is
+back (issue 13, case 2). Needs root to mount the tmpfs."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from sim7020_core.bridge.bridge import Bridge
+from sim7020_core.bridge.queue import DurableQueue, QueueError
+from sim7020_core.config import load_config
+
+from .conftest import Broker, Watcher
+from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config
+from .test_routes import UdpPeer
+
+#: Size of the test filesystem (the queue needs a few hundred kB).
+TMPFS_SIZE = "2m"
+#: Uplinks published while the disk is full: more than mosquitto's default in-flight window (20).
+WHILE_FULL = 40
+#: Delivery must resume within this after space is back (the queue's retry backoff is at most 10 s).
+RESUME_TIMEOUT = 30.0
+
+
+class SmallDisk:
+    """A tmpfs that can be filled to the last byte and emptied again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.filler = path / "filler"
+
+    def fill(self) -> None:
+        """Write until the filesystem refuses (ENOSPC), down to the last byte."""
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (65536, 4096, 1):
+                while True:
+                    try:
+                        os.write(fd, b"\0" * size)
+                    except OSError as err:
+                        if err.errno != errno.ENOSPC:
+                            raise
+                        break
+        finally:
+            os.close(fd)
+
+    def free(self) -> None:
+        self.filler.unlink()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield SmallDisk(mountpoint)
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+async def test_queue_waits_out_a_full_disk_and_names_it(small_disk: SmallDisk) -> None:
+    problems: list[str | None] = []
+    q = DurableQueue(small_disk.path / "state" / "q.sqlite3", on_problem=problems.append)
+    await q.open()
+    try:
+        await q.put("up", "t", b"before")
+        small_disk.fill()
+        put = asyncio.create_task(q.put_many("up", [("t", b"while full %d" % i) for i in range(3)]))
+        async with asyncio.timeout(10):
+            while not problems:
+                await asyncio.sleep(0.05)
+        assert not put.done()  # waiting, not failed: nothing is lost
+        assert problems[0] is not None
+        assert "is full" in problems[0]
+        assert "database or disk is full" in problems[0]
+        assert "SQLITE_FULL" in problems[0]
+        assert "rollback" not in problems[0]
+        small_disk.free()
+        async with asyncio.timeout(20):
+            ids = await put
+        assert len(ids) == 3
+        assert problems[-1] is None  # cleared once it works
+        assert [m.payload for m in await q.peek("up")] == [b"before"] + [
+            b"while full %d" % i for i in range(3)
+        ]
+        assert q.stats["storage_errors"] >= 1
+    finally:
+        await q.close()
+
+
+async def test_closing_the_queue_ends_a_put_waiting_for_space(small_disk: SmallDisk) -> None:
+    q = DurableQueue(small_disk.path / "state" / "q.sqlite3", on_problem=lambda _text: None)
+    await q.open()
+    small_disk.fill()
+    put = asyncio.create_task(q.put("up", "t", b"x"))
+    await asyncio.sleep(1.0)
+    await q.close()
+    with pytest.raises(QueueError, match="closed"):
+        await put
+
+
+def route_config(tmp_path: Path, broker: Broker, state_dir: Path, port: int, protocol: str) -> Path:
+    body = f"""\
+routes:
+  - name: telemetry
+    modem: gw1
+    protocol: udp
+    host: 127.0.0.1
+    port: {port}
+    uplink: sensors/+/telemetry
+"""
+    path = write_config(tmp_path, broker, body, mqtt_extra=f"protocol: '{protocol}'")
+    text = path.read_text().replace("state_dir: state", f"state_dir: {state_dir}")
+    path.write_text(text)
+    return path
+
+
+async def test_a_full_disk_keeps_commands_working_and_delivery_resumes(
+    tmp_path: Path,
+    small_disk: SmallDisk,
+    make_broker: Callable[..., Broker],
+    watcher_factory: Callable[..., Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await run_full_disk_scenario(tmp_path, small_disk, make_broker, watcher_factory, caplog, "3.1.1")
+
+
+async def test_a_full_disk_with_mqtt5(
+    tmp_path: Path,
+    small_disk: SmallDisk,
+    make_broker: Callable[..., Broker],
+    watcher_factory: Callable[..., Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await run_full_disk_scenario(tmp_path, small_disk, make_broker, watcher_factory, caplog, "5")
+
+
+async def run_full_disk_scenario(
+    tmp_path: Path,
+    small_disk: SmallDisk,
+    make_broker: Callable[..., Broker],
+    watcher_factory: Callable[..., Watcher],
+    caplog: pytest.LogCaptureFixture,
+    protocol: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+    # mosquitto's default in-flight window: 20 unacknowledged messages stalled the old single session
+    broker = make_broker(extra=["max_inflight_messages 20"])
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(
+        lambda: UdpPeer(echo=False), local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    config = load_config(route_config(tmp_path, broker, small_disk.path / "state", port, protocol))
+    bridge = Bridge(config)
+    async with asyncio.timeout(BRIDGE_START_TIMEOUT):
+        await bridge.start()
+    try:
+        await wait_ready(bridge)
+        w = watcher_factory(broker, protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
+        await w.asubscribe("sim7020/gw1/cmd/dns/response")
+        await w.asubscribe("sim7020/gw1/state")
+        await w.apublish("sensors/a/telemetry", b"before", qos=1)
+        assert await peer.wait_for(1) == [b"before"]
+
+        small_disk.fill()
+        for i in range(WHILE_FULL):
+            await w.apublish(f"sensors/s{i}/telemetry", f"full {i}".encode(), qos=1)
+
+        # commands keep their answers, although more uplinks wait than the broker lets be in flight
+        for i in range(3):
+            await w.apublish("sim7020/gw1/cmd/dns", json.dumps({"id": i, "host": "127.0.0.1"}), qos=1)
+            reply = json.loads((await w.aexpect("sim7020/gw1/cmd/dns/response", 10)).payload)
+            assert reply == {"id": i, "ok": True, "result": {"host": "127.0.0.1", "addresses": ["127.0.0.1"]}}
+
+        # the state says what is wrong
+        state = await w.aexpect(
+            "sim7020/gw1/state", 20, where=lambda m: json.loads(m.payload).get("problem") is not None
+        )
+        problem = json.loads(state.payload)["problem"]
+        assert problem.startswith("storage: ")
+        assert "is full" in problem
+        assert "database or disk is full" in problem
+        assert peer.received == [b"before"]  # nothing is sent that was not stored
+
+        small_disk.free()
+        expected = [b"before"] + [f"full {i}".encode() for i in range(WHILE_FULL)]
+        async with asyncio.timeout(RESUME_TIMEOUT):
+            while sorted(set(peer.received)) != sorted(expected):
+                await asyncio.sleep(0.1)
+        cleared = await w.aexpect(
+            "sim7020/gw1/state", 20, where=lambda m: json.loads(m.payload).get("problem") is None
+        )
+        assert json.loads(cleared.payload)["link"] == "ready"
+    finally:
+        await bridge.stop()
+        transport.close()
+
+    logged = caplog.text
+    assert "cannot rollback" not in logged
+    problem_lines = [r for r in caplog.records if "problem: storage" in r.getMessage()]
+    assert len(problem_lines) == 1, [r.getMessage() for r in problem_lines]  # said once, not per retry
+    assert any("storage works again" in r.getMessage() for r in caplog.records)
+    stats: dict[str, Any] = bridge.stats()
+    assert stats["queue"]["storage_errors"] >= 1
