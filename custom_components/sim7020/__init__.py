@@ -153,10 +153,10 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     """
     if entry.version > 1:
         return False  # made by a newer version of the integration: leave it alone
-    if entry.minor_version < 2:
-        options = {key: value for key, value in entry.options.items() if key != CONF_POLL_INTERVAL}
-        hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
-        _LOGGER.debug("Migrated %s to version 1.2 (poll interval option dropped)", entry.title)
+    # Home Assistant calls this only for entries older than the flow's 1.2, that is 1.1.
+    options = {key: value for key, value in entry.options.items() if key != CONF_POLL_INTERVAL}
+    hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
+    _LOGGER.debug("Migrated %s to version 1.2 (poll interval option dropped)", entry.title)
     return True
 
 

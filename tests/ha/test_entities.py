@@ -38,11 +38,14 @@ REGISTRY_FIELDS = (
 
 
 def _plain(value: Any) -> Any:
-    """Enums as their values, containers recursively, so the snapshot does not depend on enum classes."""
+    """Enums as their values (keys too), containers recursively: no enum classes in the snapshot.
+
+    Newer Home Assistant versions key state attributes by StrEnum members where older ones use strings.
+    """
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in sorted(value.items())}
+        return {_plain(key): _plain(item) for key, item in sorted(value.items())}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
@@ -56,7 +59,7 @@ def entity_view(hass: HomeAssistant, registry_entry: er.RegistryEntry) -> dict[s
         "state": None if state is None else state.state,
         "attributes": None
         if state is None
-        else {key: _plain(value) for key, value in sorted(state.attributes.items()) if key != "event_type"},
+        else {_plain(key): _plain(value) for key, value in sorted(state.attributes.items())},
     }
 
 

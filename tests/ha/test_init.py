@@ -269,3 +269,74 @@ async def test_setup_without_sim_retries(
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert entry.reason is not None
     assert "SIM" in entry.reason
+
+
+def _silence(emulator: Emulator, command: str, *, answered: int = 0) -> None:
+    """Let the module answer ``command`` ``answered`` more times, then never again (a hung module)."""
+    original = emulator.registry.lookup(command)
+    assert original is not None
+    calls = 0
+
+    def handler(ctx, cmd):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls <= answered:
+            return original(ctx, cmd)
+
+    emulator.registry.register(command, handler, replace=True)
+
+
+async def test_setup_retries_when_the_first_status_fails(
+    hass: HomeAssistant, entry: MockConfigEntry, modem: EmulatedModem
+) -> None:
+    """The module identifies itself but its status query goes unanswered: retried later, port released."""
+    _silence(modem.emulator, "+CSQ", answered=1)  # the status read at connect
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert "status" in entry.reason
+
+
+async def test_unanswered_refresh_marks_entities_unavailable(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """A status read the module does not answer makes the entities unavailable until one works again."""
+    entry = await setup_entry()
+    _silence(modem.emulator, "+CSQ")
+    coordinator = entry.runtime_data.coordinator
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert not coordinator.last_update_success
+    assert state_of(hass, "sensor", "operator") == STATE_UNAVAILABLE
+
+
+async def test_restart_refused_while_asleep(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """With "fail at once" in PSM, pressing Restart while the module sleeps says why it did nothing."""
+    import pytest
+    from homeassistant.exceptions import HomeAssistantError
+
+    await setup_entry({CONF_PSM_HANDLING: "fail"})
+    modem.emulator.enter_psm()
+    await wait_for(hass, lambda: state_of(hass, "sensor", "psm_state") == "asleep", "PSM entered")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "button", "press", {"entity_id": entity_id(hass, "button", "restart")}, blocking=True
+        )
+    assert err.value.translation_key == "reboot_failed"
+    modem.emulator.exit_psm()
+
+
+async def test_modem_stays_open_when_a_platform_does_not_unload(
+    hass: HomeAssistant, setup_entry: SetupEntry
+) -> None:
+    """If Home Assistant cannot unload the entities, the modem they read is not closed under them."""
+    entry = await setup_entry()
+    with patch.object(hass.config_entries, "async_unload_platforms", return_value=False):
+        assert not await hass.config_entries.async_unload(entry.entry_id)
+    assert entry.runtime_data.modem.state is LinkState.READY
+    assert await integration.async_unload_entry(hass, entry)
+    assert entry.runtime_data.modem.state is LinkState.CLOSED

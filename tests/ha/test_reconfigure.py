@@ -126,6 +126,9 @@ async def test_reconfigure_entry_that_is_not_running(hass: HomeAssistant, modem:
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_RETRY
+    result = await _reconfigure(hass, entry, _closed_port_url())
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert entry.state is ConfigEntryState.SETUP_RETRY
     result = await _reconfigure(hass, entry, modem.url)
     assert result["reason"] == "reconfigure_successful"
     assert entry.state is ConfigEntryState.LOADED

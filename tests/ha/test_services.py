@@ -473,9 +473,17 @@ async def test_several_modems_need_an_entry_id(hass: HomeAssistant, setup_entry:
 
 
 async def test_module_reboot_drops_connections_and_restarts_listener(
-    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem, udp_echo: UdpPeer
+    hass: HomeAssistant,
+    setup_entry: SetupEntry,
+    modem: EmulatedModem,
+    udp_echo: UdpPeer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A reboot closes the sockets: they leave the count, sending opens afresh, the server returns."""
+    """A reboot closes the sockets: they leave the count, sending opens afresh, the server returns.
+
+    The listener checks often here, so that it also sees the module while it is still coming back.
+    """
+    monkeypatch.setattr("custom_components.sim7020.manager.LISTEN_RETRY_DELAY", 0.01)
     entry = await setup_entry({CONF_LISTEN_PORT: 7000})
     manager = entry.runtime_data
     await wait_for(hass, lambda: manager.server is not None, "the module's TCP server")
@@ -536,3 +544,25 @@ async def test_peer_closing_instead_of_answering(hass: HomeAssistant, setup_entr
         assert response == {"sent": 3, "response": None}
     finally:
         await peer.close()
+
+
+async def test_listen_port_refused_then_accepted(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The module refuses the TCP server at first: the reason is logged, and it is tried until it runs."""
+    original = modem.emulator.registry.lookup("+CSOLIS")
+    assert original is not None
+    refusals = []
+
+    def refuse_once(ctx, cmd):  # type: ignore[no-untyped-def]
+        if refusals:
+            return original(ctx, cmd)
+        refusals.append(cmd)
+        return ctx.error(3)
+
+    modem.emulator.registry.register("+CSOLIS", refuse_once, replace=True)
+    with patch("custom_components.sim7020.manager.LISTEN_RETRY_DELAY", 0.01):
+        entry = await setup_entry({CONF_LISTEN_PORT: 7000})
+        await wait_for(hass, lambda: entry.runtime_data.server is not None, "the module's TCP server")
+    assert len(refusals) == 1
+    assert "cannot listen on TCP port 7000" in caplog.text
