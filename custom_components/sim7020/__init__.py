@@ -46,7 +46,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 Sim7020ConfigEntry = ConfigEntry[Sim7020Manager]
 
 
-def modem_options(entry: ConfigEntry) -> ModemOptions:
+def modem_options(entry: Sim7020ConfigEntry) -> ModemOptions:
     """The library options of an entry: the fixed poll interval, its PSM policy, no wait for registration.
 
     Registration is not awaited at setup: it is reported (and the entities follow) when it happens.
@@ -58,7 +58,7 @@ def modem_options(entry: ConfigEntry) -> ModemOptions:
     )
 
 
-def port_busy_issue_id(entry: ConfigEntry) -> str:
+def port_busy_issue_id(entry: Sim7020ConfigEntry) -> str:
     """Return the repair issue id raised when the entry's serial port is held by another process."""
     return f"port_busy_{entry.entry_id}"
 
@@ -146,7 +146,7 @@ async def _async_update_listener(hass: HomeAssistant, entry: Sim7020ConfigEntry)
     await hass.config_entries.async_reload(entry.entry_id)
 
 
-async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+async def async_migrate_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> bool:
     """Bring an entry of an older version up to date.
 
     1.1 → 1.2: the user-set poll interval option is gone (the interval is fixed, see ``const.POLL_INTERVAL``).
@@ -168,6 +168,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> 
     return unloaded
 
 
-async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+async def async_remove_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> None:
     """Drop the entry's repair issue when the entry is deleted."""
     ir.async_delete_issue(hass, DOMAIN, port_busy_issue_id(entry))

@@ -340,3 +340,14 @@ async def test_modem_stays_open_when_a_platform_does_not_unload(
     assert entry.runtime_data.modem.state is LinkState.READY
     assert await integration.async_unload_entry(hass, entry)
     assert entry.runtime_data.modem.state is LinkState.CLOSED
+
+
+async def test_unload_survives_a_failing_close(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
+    """A port whose close fails (an adapter pulled out mid-way raises EIO) still unloads cleanly."""
+    entry = await setup_entry()
+    modem = entry.runtime_data.modem
+    real_close = modem.close
+    with patch.object(modem, "close", side_effect=OSError(5, "Input/output error")):
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    await real_close()

@@ -331,6 +331,53 @@ async def test_forward_to_mqtt(
     await unload_mqtt(hass)
 
 
+# HA's mocked MQTT client leaves its 1 s misc-loop timer behind (it never sees the socket close).
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_forward_to_mqtt_failure_is_logged(
+    hass: HomeAssistant,
+    mqtt_mock: Any,
+    setup_entry: SetupEntry,
+    udp_echo: UdpPeer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MQTT refusing the publish does not lose the event: the data still fires it, the failure is logged."""
+    mqtt_mock.async_publish.side_effect = HomeAssistantError("broker gone")
+    await setup_entry({CONF_MQTT_TOPIC: "sim7020/gw1/rx"})
+    events = async_capture_events(hass, EVENT_DATA_RECEIVED)
+    send = {"host": "127.0.0.1", "port": udp_echo.port, "protocol": "udp", "payload": "hi"}
+    await _call(hass, "send", {**send, "wait_response": True})
+    await wait_for(hass, lambda: "Could not forward received data" in caplog.text, "the logged failure")
+    assert len(events) == 1
+    await unload_mqtt(hass)
+
+
+async def test_event_listener_removal_is_idempotent(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
+    """Removing an event listener twice is harmless, and a removed listener hears nothing more."""
+    manager = (await setup_entry()).runtime_data
+    heard: list[str] = []
+    remove = manager.async_add_event_listener(lambda kind, attributes: heard.append(kind))
+    remove()
+    remove()
+    manager._notify("data_received", {})
+    assert heard == []
+
+
+async def test_closed_connection_is_reopened(
+    hass: HomeAssistant, setup_entry: SetupEntry, udp_echo: UdpPeer
+) -> None:
+    """A kept connection found closed at the next send is replaced by a fresh one."""
+    manager = (await setup_entry()).runtime_data
+    send = {"host": "127.0.0.1", "port": udp_echo.port, "protocol": "udp", "payload": "one"}
+    await _call(hass, "send", send)
+    (tracked,) = manager.connections.values()
+    await tracked.connection.close()
+    await _call(hass, "send", {**send, "payload": "two"})
+    assert [(await udp_echo.next())[0] for _ in range(2)] == [b"one", b"two"]
+    (fresh,) = manager.connections.values()
+    assert fresh is not tracked
+    assert not fresh.connection.closed
+
+
 async def test_restart_button(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """Pressing restart reboots the module: unavailable while it re-initialises, then back."""
     await setup_entry()
