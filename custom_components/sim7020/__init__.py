@@ -25,9 +25,9 @@ from .const import (
     CONF_PSM_HANDLING,
     CONNECT_TIMEOUT,
     DEFAULT_BAUDRATE,
-    DEFAULT_POLL_INTERVAL,
     DEFAULT_PSM_HANDLING,
     DOMAIN,
+    POLL_INTERVAL,
 )
 from .manager import Sim7020Manager
 from .services import async_setup_services
@@ -46,19 +46,19 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 Sim7020ConfigEntry = ConfigEntry[Sim7020Manager]
 
 
-def modem_options(entry: ConfigEntry) -> ModemOptions:
-    """The library options of an entry: its poll interval and PSM policy, no wait for registration.
+def modem_options(entry: Sim7020ConfigEntry) -> ModemOptions:
+    """The library options of an entry: the fixed poll interval, its PSM policy, no wait for registration.
 
     Registration is not awaited at setup: it is reported (and the entities follow) when it happens.
     """
     return ModemOptions(
         registration_timeout=0,
-        poll_interval=float(entry.options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL)),
+        poll_interval=POLL_INTERVAL,
         psm_policy=entry.options.get(CONF_PSM_HANDLING, DEFAULT_PSM_HANDLING),
     )
 
 
-def port_busy_issue_id(entry: ConfigEntry) -> str:
+def port_busy_issue_id(entry: Sim7020ConfigEntry) -> str:
     """Return the repair issue id raised when the entry's serial port is held by another process."""
     return f"port_busy_{entry.entry_id}"
 
@@ -128,6 +128,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> b
     )
     manager.device_id = device_entry.id
     entry.runtime_data = manager
+    # Changed options, and data a flow changes while the entry runs, take effect through one reload here;
+    # the config flow therefore never asks Home Assistant to reload a running entry (see config_flow.py).
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
 
     async def _async_close_on_stop(event: Event) -> None:
@@ -140,8 +142,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> b
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> None:
-    """Apply changed options by reloading the entry."""
+    """Apply changed options or data by reloading the entry (once per change)."""
     await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> bool:
+    """Bring an entry of an older version up to date.
+
+    1.1 → 1.2: the user-set poll interval option is gone (the interval is fixed, see ``const.POLL_INTERVAL``).
+    """
+    if entry.version > 1:
+        return False  # made by a newer version of the integration: leave it alone
+    # Home Assistant calls this only for entries older than the flow's 1.2, that is 1.1.
+    options = {key: value for key, value in entry.options.items() if key != CONF_POLL_INTERVAL}
+    hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
+    _LOGGER.debug("Migrated %s to version 1.2 (poll interval option dropped)", entry.title)
+    return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> bool:
@@ -152,6 +168,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> 
     return unloaded
 
 
-async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+async def async_remove_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> None:
     """Drop the entry's repair issue when the entry is deleted."""
     ir.async_delete_issue(hass, DOMAIN, port_busy_issue_id(entry))

@@ -9,6 +9,8 @@ DOMAIN: Final = "sim7020"
 CONF_DEVICE: Final = "device"
 CONF_BAUDRATE: Final = "baudrate"
 
+#: Option stored by entries of config-entry minor version 1 (a user-set poll interval); the migration to minor
+#: version 2 drops it, since the poll interval is now fixed (:data:`POLL_INTERVAL`).
 CONF_POLL_INTERVAL: Final = "poll_interval"
 CONF_PSM_HANDLING: Final = "psm_handling"
 CONF_ALLOW_RAW_AT: Final = "allow_raw_at"
@@ -21,9 +23,10 @@ PSM_HANDLING_OPTIONS: Final = [PSM_WAIT, PSM_FAIL]
 
 DEFAULT_BAUDRATE: Final = 115200
 BAUDRATES: Final = [9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600]
-DEFAULT_POLL_INTERVAL: Final = 60  # seconds
-MIN_POLL_INTERVAL: Final = 10
-MAX_POLL_INTERVAL: Final = 3600
+#: Seconds between the library's reads of what the module cannot push (signal, attach and PDN state, address),
+#: while it is awake; registration, PSM and reboots are reported by the module as they happen. Signal and
+#: attach state of a stationary NB-IoT modem change over minutes, and every read keeps the UART busy.
+POLL_INTERVAL: Final = 60.0
 DEFAULT_PSM_HANDLING: Final = PSM_WAIT
 DEFAULT_TRANSPORT: Final = "native"
 

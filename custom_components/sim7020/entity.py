@@ -7,7 +7,8 @@ from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .manager import Sim7020Coordinator, Sim7020Manager
+from .coordinator import Sim7020Coordinator
+from .manager import Sim7020Manager
 
 
 class Sim7020Entity(CoordinatorEntity[Sim7020Coordinator]):

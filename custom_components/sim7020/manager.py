@@ -1,9 +1,9 @@
 """The runtime object of one config entry: the modem, its status coordinator and its data connections.
 
-The library (:class:`sim7020_core.Modem`) owns the serial link, the watchdog and the reconnect logic;
-this module only reflects what the library reports (``Modem.subscribe``) into Home Assistant, polls the
-status at the configured interval while the module is awake, and keeps the connections opened by the
-``sim7020.send`` action so that replies arriving later reach the event bus.
+The library (:class:`sim7020_core.Modem`) owns the serial link, the watchdog, the status polling and the
+reconnect logic; this module only reflects what the library reports (``Modem.subscribe``) into Home
+Assistant (the status through :class:`.coordinator.Sim7020Coordinator`), and keeps the connections opened by
+the ``sim7020.send`` action so that replies arriving later reach the event bus.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from sim7020_core import LinkState, ModemStatus, PingReply, Sim7020Error
-from sim7020_core.exceptions import ConnectionClosedError, ModemAsleepError
+from sim7020_core import LinkState, PingReply, Sim7020Error
+from sim7020_core.exceptions import ConnectionClosedError
 
 from .const import (
     CLOSE_TIMEOUT,
@@ -33,12 +32,12 @@ from .const import (
     EVENT_DATA_RECEIVED,
     EVENT_PSM,
     PING_PROBE_TIMEOUT,
-    REFRESH_TIMEOUT,
     SERVICE_TIMEOUT,
     TRIGGER_DATA_RECEIVED,
     TRIGGER_PSM_ENTERED,
     TRIGGER_PSM_EXITED,
 )
+from .coordinator import AVAILABLE_STATES, Sim7020Coordinator
 
 if TYPE_CHECKING:
     from sim7020_core.connection import Connection, Server
@@ -47,9 +46,6 @@ if TYPE_CHECKING:
     from . import Sim7020ConfigEntry
 
 _LOGGER = logging.getLogger(__name__)
-
-#: Link states in which the module is reachable (PSM is a normal, expected state, not a failure).
-AVAILABLE_STATES = frozenset({LinkState.READY, LinkState.ASLEEP})
 
 #: A connection opened by ``sim7020.send`` is closed after this many seconds without incoming data,
 #: so the module's few sockets are not held forever.
@@ -97,51 +93,6 @@ class TrackedConnection:
             payload["client_id"] = self.client_id
             return payload
         return data_event(protocol, connection.remote_host or host, connection.remote_port or port, data)
-
-
-class Sim7020Coordinator(DataUpdateCoordinator[ModemStatus]):
-    """Holds the modem's last status; the library polls and pushes it (no polling here).
-
-    The library polls at the configured interval while the module is awake (never in PSM) and
-    publishes every change; :meth:`Sim7020Manager._on_modem_event` feeds those into this coordinator.
-    A refresh is only requested explicitly (first refresh at setup).
-    """
-
-    config_entry: Sim7020ConfigEntry
-
-    def __init__(self, hass: HomeAssistant, entry: Sim7020ConfigEntry, modem: Modem) -> None:
-        super().__init__(
-            hass,
-            _LOGGER,
-            config_entry=entry,
-            name=f"{DOMAIN} {entry.title}",
-            update_interval=None,
-            always_update=False,
-        )
-        self.modem = modem
-
-    async def _async_update_data(self) -> ModemStatus:
-        state = self.modem.state
-        if state is LinkState.ASLEEP:
-            # Querying would wake the module and defeat PSM: report the last known status.
-            return self.modem.status
-        if state not in AVAILABLE_STATES:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="link_down",
-                translation_placeholders={"state": str(state)},
-            )
-        try:
-            async with asyncio.timeout(REFRESH_TIMEOUT):
-                return await self.modem.refresh()
-        except ModemAsleepError:
-            return self.modem.status
-        except (Sim7020Error, TimeoutError) as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="refresh_failed",
-                translation_placeholders={"error": str(err) or type(err).__name__},
-            ) from err
 
 
 class Sim7020Manager:

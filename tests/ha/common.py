@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 
 from custom_components.sim7020.const import DOMAIN
@@ -29,6 +31,13 @@ async def wait_for(
                 await hass.async_block_till_done()
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def modem_device(hass: HomeAssistant, entry: ConfigEntry) -> dr.DeviceEntry:
+    """The one device of ``entry`` (looked up through the entry: identifiers are not unique in newer HA)."""
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert len(devices) == 1, devices
+    return devices[0]
 
 
 def entity_id(hass: HomeAssistant, platform: str, key: str) -> str:

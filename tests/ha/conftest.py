@@ -1,7 +1,13 @@
-"""Fixtures of the Home Assistant integration tests: a real emulated SIM7020 behind a socket:// URL."""
+"""Fixtures of the Home Assistant integration tests: a real emulated SIM7020 behind a socket:// URL.
+
+The same tests run on the oldest Home Assistant the integration supports (hacs.json) and on the newest
+release (scripts/ha-newest); nothing here depends on which one it is.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import Any
 from unittest.mock import PropertyMock, patch
@@ -22,6 +28,34 @@ from .common import ICCID, IMEI, IMSI
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/sim7020."""
+
+
+#: What Home Assistant logs when it reports an integration's use of a deprecated or soon-removed API
+#: (helpers/frame.py: "Detected that custom integration 'x' ..."; config_entries.py and others: "... is
+#: deprecated ...", "... will stop working in Home Assistant ...").
+DEPRECATION_REPORT = re.compile(r"detected that custom integration|deprecat|stop working in", re.IGNORECASE)
+
+
+def pytest_report_header() -> str:
+    """Say which library the run uses: the source tree, or an installed wheel (scripts/ha-newest)."""
+    import homeassistant.const
+
+    import sim7020_core
+
+    return f"Home Assistant {homeassistant.const.__version__}; sim7020_core from {sim7020_core.__file__}"
+
+
+@pytest.fixture(autouse=True)
+def no_deprecation_report_names_us(caplog: pytest.LogCaptureFixture) -> Generator[None]:
+    """Fail a test during which Home Assistant reported a deprecated use by this integration."""
+    caplog.set_level(logging.WARNING)
+    yield
+    reports = [
+        record.getMessage()
+        for record in caplog.get_records("call") + caplog.get_records("teardown")
+        if DOMAIN in record.getMessage() and DEPRECATION_REPORT.search(record.getMessage())
+    ]
+    assert not reports, reports
 
 
 @pytest.fixture(autouse=True)

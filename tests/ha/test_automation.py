@@ -8,13 +8,12 @@ from typing import Any
 
 from homeassistant.components import automation
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import parse_yaml
 
 from custom_components.sim7020.const import DOMAIN
 
-from .common import IMEI
+from .common import modem_device
 from .conftest import SetupEntry
 from .peers import start_udp_peer
 
@@ -52,9 +51,7 @@ async def test_device_trigger_automation_acknowledges(hass: HomeAssistant, setup
     """The device-trigger example acknowledges what arrives, quoting it in hex."""
     peer = await start_udp_peer()
     try:
-        await setup_entry()
-        device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, IMEI)})
-        assert device is not None
+        device = modem_device(hass, await setup_entry())
         config = doc_example("device-trigger-ack")
         config[automation.DOMAIN][0]["triggers"][0]["device_id"] = device.id
         assert await async_setup_component(hass, automation.DOMAIN, config)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -21,7 +22,6 @@ from custom_components.sim7020.const import (
     CONF_DEVICE,
     CONF_LISTEN_PORT,
     CONF_MQTT_TOPIC,
-    CONF_POLL_INTERVAL,
     CONF_PSM_HANDLING,
     DOMAIN,
 )
@@ -270,88 +270,128 @@ def _usb_info(device: str) -> UsbServiceInfo:
     )
 
 
-async def test_usb_discovery_confirm(hass: HomeAssistant, modem: EmulatedModem) -> None:
-    """A discovered adapter is only probed after the user confirms; an error is shown on the form."""
+def _record_rx(emulator: Emulator) -> list[bytes]:
+    """Everything the emulated module receives from now on."""
+    received: list[bytes] = []
+    emulator.add_transcript_listener(
+        lambda direction, data: received.append(data) if direction == "rx" else None
+    )
+    return received
+
+
+async def test_usb_discovery_identifies_then_confirms(hass: HomeAssistant, modem: EmulatedModem) -> None:
+    """A discovered bridge is probed at once; the user is asked about the modem found, then it is added."""
     pty = await modem.emulator.start_pty()
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": config_entries.SOURCE_USB}, data=_usb_info(pty)
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "usb_confirm"
-    assert "Silicon Labs" in result["description_placeholders"]["name"]
+    assert result["description_placeholders"]["name"].startswith(f"SIM7020E {IMEI[-4:]}")
 
-    # A second discovery of the same adapter while the first is open is dropped.
+    # A second discovery of the same modem while the first flow is open is dropped.
     second = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": config_entries.SOURCE_USB}, data=_usb_info(pty)
     )
     assert second["type"] is FlowResultType.ABORT
     assert second["reason"] == "already_in_progress"
 
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_BAUDRATE: 115200})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"SIM7020E {IMEI[-4:]}"
     assert result["data"] == {CONF_DEVICE: pty, CONF_BAUDRATE: 115200}
     assert result["result"].unique_id == IMEI
 
 
-async def test_usb_discovery_probe_error(hass: HomeAssistant) -> None:
-    """The confirmed adapter does not answer: the confirm form shows cannot_connect."""
+async def test_usb_discovery_without_answer_aborts_quietly(hass: HomeAssistant) -> None:
+    """Nothing answers on the discovered port: the flow ends without asking the user anything."""
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": config_entries.SOURCE_USB}, data=_usb_info("/dev/ttyNOSUCHSIM7020")
     )
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_BAUDRATE: 115200})
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "cannot_connect"
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
 
 
-async def test_usb_discovery_of_configured_port_aborts(hass: HomeAssistant) -> None:
-    """An adapter whose port an entry already uses is ignored."""
-    MockConfigEntry(domain=DOMAIN, unique_id=IMEI, data={CONF_DEVICE: "/dev/ttyUSB3"}).add_to_hass(hass)
+async def test_usb_discovery_of_another_modem_aborts_quietly(hass: HomeAssistant) -> None:
+    """A modem of another family behind the bridge: the flow ends without asking the user anything."""
+    emulator = Emulator(model="SIM800L", registration_delay=0.0)
+    try:
+        pty = await emulator.start_pty()
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": config_entries.SOURCE_USB}, data=_usb_info(pty)
+        )
+    finally:
+        await emulator.stop()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_sim7020"
+
+
+async def test_usb_discovery_of_configured_port_aborts_unopened(
+    hass: HomeAssistant, modem: EmulatedModem
+) -> None:
+    """A discovered port that one of our entries uses is not opened."""
+    pty = await modem.emulator.start_pty()
+    received = _record_rx(modem.emulator)
+    MockConfigEntry(domain=DOMAIN, unique_id=IMEI, data={CONF_DEVICE: pty}).add_to_hass(hass)
     result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USB}, data=_usb_info("/dev/ttyUSB3")
+        DOMAIN, context={"source": config_entries.SOURCE_USB}, data=_usb_info(pty)
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+    assert received == []
 
 
-async def test_reconfigure(hass: HomeAssistant, modem: EmulatedModem) -> None:
-    """Moving the entry to another path of the same modem; errors keep the form open."""
+@pytest.mark.parametrize(
+    "data_of",
+    [
+        lambda port: {"device": {"path": port, "baudrate": 115200}, "radio_type": "ezsp"},  # ZHA
+        lambda port: {"usb_path": port},  # Z-Wave JS
+    ],
+)
+async def test_usb_discovery_of_another_integrations_port_aborts_unopened(
+    hass: HomeAssistant, modem: EmulatedModem, data_of: Callable[[str], dict[str, Any]]
+) -> None:
+    """A discovered port that another integration's entry uses is not opened (say a Zigbee stick's)."""
+    pty = await modem.emulator.start_pty()
+    received = _record_rx(modem.emulator)
+    MockConfigEntry(domain="zha", data=data_of(pty)).add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USB}, data=_usb_info(pty)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "port_in_use"
+    assert received == []
+
+
+async def test_usb_rediscovery_moves_the_configured_modem(hass: HomeAssistant, modem: EmulatedModem) -> None:
+    """The configured modem (same IMEI) discovered on a new port: its entry follows it there."""
+    pty = await modem.emulator.start_pty()
     entry = MockConfigEntry(
         domain=DOMAIN, unique_id=IMEI, data={CONF_DEVICE: "/dev/ttyUSB0", CONF_BAUDRATE: 115200}
     )
     entry.add_to_hass(hass)
-    result = await entry.start_reconfigure_flow(hass)
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "reconfigure"
-
-    bad = await _closed_port_url()
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_DEVICE: bad, CONF_BAUDRATE: 115200}
-    )
-    assert result["errors"] == {"base": "cannot_connect"}
-
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_DEVICE: modem.url, CONF_BAUDRATE: 115200}
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USB}, data=_usb_info(pty)
     )
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "reconfigure_successful"
-    assert entry.data[CONF_DEVICE] == modem.url
+    assert result["reason"] == "already_configured"
+    assert entry.data == {CONF_DEVICE: pty, CONF_BAUDRATE: 115200}
 
 
-async def test_reconfigure_to_another_modem_aborts(hass: HomeAssistant, modem: EmulatedModem) -> None:
-    """A path leading to a different IMEI is refused."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id="861234567890123",
-        data={CONF_DEVICE: "/dev/ttyUSB0", CONF_BAUDRATE: 115200},
-    )
-    entry.add_to_hass(hass)
-    result = await entry.start_reconfigure_flow(hass)
+async def test_manual_port_of_another_integration_aborts(
+    hass: HomeAssistant, ports: list[ListPortInfo]
+) -> None:
+    """Typing a port that another integration uses aborts without opening it; the picker leaves it out."""
+    MockConfigEntry(domain="zwave_js", data={"usb_path": "/dev/ttyUSB9"}).add_to_hass(hass)
+    ports.append(_port("/dev/ttyUSB9"))
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
+    assert result["step_id"] == "manual"
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_DEVICE: modem.url, CONF_BAUDRATE: 115200}
+        result["flow_id"], {CONF_DEVICE: "/dev/ttyUSB9", CONF_BAUDRATE: 115200}
     )
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "wrong_device"
-    assert entry.data[CONF_DEVICE] == "/dev/ttyUSB0"
+    assert result["reason"] == "port_in_use"
 
 
 async def test_options_without_mqtt(hass: HomeAssistant) -> None:
@@ -364,7 +404,6 @@ async def test_options_without_mqtt(hass: HomeAssistant) -> None:
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
-            CONF_POLL_INTERVAL: 30.0,
             CONF_PSM_HANDLING: "fail",
             CONF_ALLOW_RAW_AT: True,
             CONF_LISTEN_PORT: 5683.0,
@@ -372,7 +411,6 @@ async def test_options_without_mqtt(hass: HomeAssistant) -> None:
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == {
-        CONF_POLL_INTERVAL: 30,
         CONF_PSM_HANDLING: "fail",
         CONF_ALLOW_RAW_AT: True,
         CONF_LISTEN_PORT: 5683,
@@ -386,7 +424,7 @@ async def test_options_with_mqtt_topic(hass: HomeAssistant) -> None:
     """With MQTT set up a forward topic can be given; wildcards are refused, blank means none."""
     entry = MockConfigEntry(domain=DOMAIN, unique_id=IMEI, data={CONF_DEVICE: "/dev/ttyUSB0"})
     entry.add_to_hass(hass)
-    base = {CONF_POLL_INTERVAL: 60, CONF_PSM_HANDLING: "wait", CONF_ALLOW_RAW_AT: False}
+    base = {CONF_PSM_HANDLING: "wait", CONF_ALLOW_RAW_AT: False}
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert CONF_MQTT_TOPIC in {str(key) for key in result["data_schema"].schema}

@@ -15,15 +15,13 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.sim7020.const import DOMAIN
 
-from .common import IMEI, wait_for
+from .common import modem_device, wait_for
 from .conftest import EmulatedModem, SetupEntry
 
 
 async def test_get_triggers(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """The modem's device offers the three triggers."""
-    await setup_entry()
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, IMEI)})
-    assert device is not None
+    device = modem_device(hass, await setup_entry())
     triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, device.id)
     ours = sorted(trigger["type"] for trigger in triggers if trigger["domain"] == DOMAIN)
     assert ours == ["data_received", "psm_entered", "psm_exited"]
@@ -50,9 +48,7 @@ async def test_psm_device_triggers(
     hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
 ) -> None:
     """Automations on "entered PSM" and "left PSM" run when the emulated module sleeps and wakes."""
-    await setup_entry()
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, IMEI)})
-    assert device is not None
+    device = modem_device(hass, await setup_entry())
     fired = async_capture_events(hass, "sim7020_test_psm")
     assert await async_setup_component(
         hass,

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_state_change_event
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+import custom_components.sim7020 as integration
 from custom_components.sim7020 import port_busy_issue_id
-from custom_components.sim7020.const import CONF_BAUDRATE, CONF_DEVICE, CONF_POLL_INTERVAL, DOMAIN
+from custom_components.sim7020.const import (
+    CONF_BAUDRATE,
+    CONF_DEVICE,
+    CONF_POLL_INTERVAL,
+    CONF_PSM_HANDLING,
+    DOMAIN,
+    POLL_INTERVAL,
+)
 from sim7020_core import LinkState
 from sim7020_core.emulator import Emulator
 
-from .common import IMEI, entity_id, state_of, wait_for
+from .common import IMEI, entity_id, modem_device, state_of, wait_for
 from .conftest import EmulatedModem, SetupEntry
 
 
 async def test_setup_and_unload(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """The entry loads, registers the modem as a device, and closes the modem on unload."""
     entry = await setup_entry()
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, IMEI)})
-    assert device is not None
+    device = modem_device(hass, entry)
+    assert device.identifiers == {(DOMAIN, IMEI)}
     assert device.manufacturer == "SIMCOM_Ltd"
     assert device.model == "SIM7020E"
     assert device.sw_version == "1752B10SIM7020E"
@@ -38,16 +47,57 @@ async def test_setup_and_unload(hass: HomeAssistant, setup_entry: SetupEntry) ->
     assert hass.states.get(entity_id(hass, "sensor", "registration")).state == STATE_UNAVAILABLE
 
 
-async def test_options_change_reloads(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
-    """Changing the options reloads the entry and hands the new poll interval to the library."""
+async def test_options_change_reloads_once(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
+    """Changing the options reloads the entry exactly once and hands the new PSM policy to the library."""
     entry = await setup_entry()
     first = entry.runtime_data
-    hass.config_entries.async_update_entry(entry, options={CONF_POLL_INTERVAL: 15})
-    await hass.async_block_till_done()
+    assert first.modem.options.poll_interval == POLL_INTERVAL
+    assert first.modem.options.psm_policy == "wait"
+    with (
+        patch.object(integration, "async_setup_entry", wraps=integration.async_setup_entry) as setups,
+        patch.object(integration, "async_unload_entry", wraps=integration.async_unload_entry) as unloads,
+    ):
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_PSM_HANDLING: "fail", "allow_raw_at": False}
+        )
+        await hass.async_block_till_done()
+    assert setups.call_count == 1
+    assert unloads.call_count == 1
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not first
-    assert entry.runtime_data.modem.options.poll_interval == 15
+    assert entry.runtime_data.modem.options.psm_policy == "fail"
     assert first.modem.state is LinkState.CLOSED
+
+
+async def test_old_poll_interval_option_is_dropped(hass: HomeAssistant, modem: EmulatedModem) -> None:
+    """An entry from before the fixed poll interval (1.1) loses its poll_interval option, keeps the rest."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=IMEI,
+        minor_version=1,
+        data={CONF_DEVICE: modem.url, CONF_BAUDRATE: 115200},
+        options={CONF_POLL_INTERVAL: 15, CONF_PSM_HANDLING: "fail"},
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert (entry.version, entry.minor_version) == (1, 2)
+    assert entry.options == {CONF_PSM_HANDLING: "fail"}
+    assert entry.runtime_data.modem.options.poll_interval == POLL_INTERVAL
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_entry_of_a_newer_version_is_not_loaded(hass: HomeAssistant, modem: EmulatedModem) -> None:
+    """An entry written by a newer version of the integration (2.x) is left alone, not loaded."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=IMEI, version=2, data={CONF_DEVICE: modem.url, CONF_BAUDRATE: 115200}
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR
 
 
 async def test_setup_retries_when_nothing_answers(hass: HomeAssistant) -> None:
@@ -219,3 +269,85 @@ async def test_setup_without_sim_retries(
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert entry.reason is not None
     assert "SIM" in entry.reason
+
+
+def _silence(emulator: Emulator, command: str, *, answered: int = 0) -> None:
+    """Let the module answer ``command`` ``answered`` more times, then never again (a hung module)."""
+    original = emulator.registry.lookup(command)
+    assert original is not None
+    calls = 0
+
+    def handler(ctx, cmd):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls <= answered:
+            return original(ctx, cmd)
+
+    emulator.registry.register(command, handler, replace=True)
+
+
+async def test_setup_retries_when_the_first_status_fails(
+    hass: HomeAssistant, entry: MockConfigEntry, modem: EmulatedModem
+) -> None:
+    """The module identifies itself but its status query goes unanswered: retried later, port released."""
+    _silence(modem.emulator, "+CSQ", answered=1)  # the status read at connect
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert "status" in entry.reason
+
+
+async def test_unanswered_refresh_marks_entities_unavailable(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """A status read the module does not answer makes the entities unavailable until one works again."""
+    entry = await setup_entry()
+    _silence(modem.emulator, "+CSQ")
+    coordinator = entry.runtime_data.coordinator
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert not coordinator.last_update_success
+    assert state_of(hass, "sensor", "operator") == STATE_UNAVAILABLE
+
+
+async def test_restart_refused_while_asleep(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """With "fail at once" in PSM, pressing Restart while the module sleeps says why it did nothing."""
+    import pytest
+    from homeassistant.exceptions import HomeAssistantError
+
+    await setup_entry({CONF_PSM_HANDLING: "fail"})
+    modem.emulator.enter_psm()
+    await wait_for(hass, lambda: state_of(hass, "sensor", "psm_state") == "asleep", "PSM entered")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "button", "press", {"entity_id": entity_id(hass, "button", "restart")}, blocking=True
+        )
+    assert err.value.translation_key == "reboot_failed"
+    modem.emulator.exit_psm()
+
+
+async def test_modem_stays_open_when_a_platform_does_not_unload(
+    hass: HomeAssistant, setup_entry: SetupEntry
+) -> None:
+    """If Home Assistant cannot unload the entities, the modem they read is not closed under them."""
+    entry = await setup_entry()
+    with patch.object(hass.config_entries, "async_unload_platforms", return_value=False):
+        assert not await hass.config_entries.async_unload(entry.entry_id)
+    assert entry.runtime_data.modem.state is LinkState.READY
+    assert await integration.async_unload_entry(hass, entry)
+    assert entry.runtime_data.modem.state is LinkState.CLOSED
+
+
+async def test_unload_survives_a_failing_close(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
+    """A port whose close fails (an adapter pulled out mid-way raises EIO) still unloads cleanly."""
+    entry = await setup_entry()
+    modem = entry.runtime_data.modem
+    real_close = modem.close
+    with patch.object(modem, "close", side_effect=OSError(5, "Input/output error")):
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    await real_close()

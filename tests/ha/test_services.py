@@ -331,6 +331,53 @@ async def test_forward_to_mqtt(
     await unload_mqtt(hass)
 
 
+# HA's mocked MQTT client leaves its 1 s misc-loop timer behind (it never sees the socket close).
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_forward_to_mqtt_failure_is_logged(
+    hass: HomeAssistant,
+    mqtt_mock: Any,
+    setup_entry: SetupEntry,
+    udp_echo: UdpPeer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MQTT refusing the publish does not lose the event: the data still fires it, the failure is logged."""
+    mqtt_mock.async_publish.side_effect = HomeAssistantError("broker gone")
+    await setup_entry({CONF_MQTT_TOPIC: "sim7020/gw1/rx"})
+    events = async_capture_events(hass, EVENT_DATA_RECEIVED)
+    send = {"host": "127.0.0.1", "port": udp_echo.port, "protocol": "udp", "payload": "hi"}
+    await _call(hass, "send", {**send, "wait_response": True})
+    await wait_for(hass, lambda: "Could not forward received data" in caplog.text, "the logged failure")
+    assert len(events) == 1
+    await unload_mqtt(hass)
+
+
+async def test_event_listener_removal_is_idempotent(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
+    """Removing an event listener twice is harmless, and a removed listener hears nothing more."""
+    manager = (await setup_entry()).runtime_data
+    heard: list[str] = []
+    remove = manager.async_add_event_listener(lambda kind, attributes: heard.append(kind))
+    remove()
+    remove()
+    manager._notify("data_received", {})
+    assert heard == []
+
+
+async def test_closed_connection_is_reopened(
+    hass: HomeAssistant, setup_entry: SetupEntry, udp_echo: UdpPeer
+) -> None:
+    """A kept connection found closed at the next send is replaced by a fresh one."""
+    manager = (await setup_entry()).runtime_data
+    send = {"host": "127.0.0.1", "port": udp_echo.port, "protocol": "udp", "payload": "one"}
+    await _call(hass, "send", send)
+    (tracked,) = manager.connections.values()
+    await tracked.connection.close()
+    await _call(hass, "send", {**send, "payload": "two"})
+    assert [(await udp_echo.next())[0] for _ in range(2)] == [b"one", b"two"]
+    (fresh,) = manager.connections.values()
+    assert fresh is not tracked
+    assert not fresh.connection.closed
+
+
 async def test_restart_button(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """Pressing restart reboots the module: unavailable while it re-initialises, then back."""
     await setup_entry()
@@ -473,9 +520,17 @@ async def test_several_modems_need_an_entry_id(hass: HomeAssistant, setup_entry:
 
 
 async def test_module_reboot_drops_connections_and_restarts_listener(
-    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem, udp_echo: UdpPeer
+    hass: HomeAssistant,
+    setup_entry: SetupEntry,
+    modem: EmulatedModem,
+    udp_echo: UdpPeer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A reboot closes the sockets: they leave the count, sending opens afresh, the server returns."""
+    """A reboot closes the sockets: they leave the count, sending opens afresh, the server returns.
+
+    The listener checks often here, so that it also sees the module while it is still coming back.
+    """
+    monkeypatch.setattr("custom_components.sim7020.manager.LISTEN_RETRY_DELAY", 0.01)
     entry = await setup_entry({CONF_LISTEN_PORT: 7000})
     manager = entry.runtime_data
     await wait_for(hass, lambda: manager.server is not None, "the module's TCP server")
@@ -536,3 +591,25 @@ async def test_peer_closing_instead_of_answering(hass: HomeAssistant, setup_entr
         assert response == {"sent": 3, "response": None}
     finally:
         await peer.close()
+
+
+async def test_listen_port_refused_then_accepted(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The module refuses the TCP server at first: the reason is logged, and it is tried until it runs."""
+    original = modem.emulator.registry.lookup("+CSOLIS")
+    assert original is not None
+    refusals = []
+
+    def refuse_once(ctx, cmd):  # type: ignore[no-untyped-def]
+        if refusals:
+            return original(ctx, cmd)
+        refusals.append(cmd)
+        return ctx.error(3)
+
+    modem.emulator.registry.register("+CSOLIS", refuse_once, replace=True)
+    with patch("custom_components.sim7020.manager.LISTEN_RETRY_DELAY", 0.01):
+        entry = await setup_entry({CONF_LISTEN_PORT: 7000})
+        await wait_for(hass, lambda: entry.runtime_data.server is not None, "the module's TCP server")
+    assert len(refusals) == 1
+    assert "cannot listen on TCP port 7000" in caplog.text
