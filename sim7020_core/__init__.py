@@ -24,14 +24,24 @@ from .exceptions import (
     SocketError,
     TransportError,
 )
+from .markers import hookimpl
 from .models import CellInfo, LinkState, ModemInfo, ModemStatus, PingReply, PsmStatus, Registration
 
 if TYPE_CHECKING:
+    from .connection import Capabilities, Connection, Server, Transport
     from .modem import Modem, ModemEvent, ModemOptions
 
 __version__ = "0.1.0"
 
-_LAZY = {"Modem": ".modem", "ModemEvent": ".modem", "ModemOptions": ".modem"}
+_LAZY = {
+    "Capabilities": ".connection",
+    "Connection": ".connection",
+    "Modem": ".modem",
+    "ModemEvent": ".modem",
+    "ModemOptions": ".modem",
+    "Server": ".connection",
+    "Transport": ".connection",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -45,6 +55,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AtCommandError",
+    "Capabilities",
+    "Connection",
     "AtTimeoutError",
     "CellInfo",
     "CmeError",
@@ -62,9 +74,12 @@ __all__ = [
     "PingReply",
     "PsmStatus",
     "Registration",
+    "Server",
     "Sim7020Error",
     "SimError",
     "SocketError",
+    "Transport",
     "TransportError",
     "__version__",
+    "hookimpl",
 ]

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .exceptions import ConnectionClosedError, PayloadError, Sim7020Error, SocketError, UnsupportedError
-from .plugins import notify_each
 
 if TYPE_CHECKING:
     from .modem import Modem
@@ -507,17 +506,12 @@ class Transport(abc.ABC):
             self.servers.remove(server)
 
     def _notify_data(self, connection: Connection, data: bytes) -> None:
-        """Tell plugins (``sim7020_data_received``) and the modem's subscribers (a ``data`` ModemEvent whose
-        ``data`` is a :class:`ReceivedData`) that data arrived; their failures are only logged."""
-        pm = getattr(self.modem, "plugins", None)
-        if pm is not None:
-            notify_each(pm, "sim7020_data_received", connection=connection, data=data)
-        publish = getattr(self.modem, "publish", None)
-        if publish is not None:
-            try:
-                publish("data", data=ReceivedData(connection, data))
-            except Exception:
-                _LOGGER.exception("publishing the data event of %r failed", connection)
+        """Tell the modem that data arrived (it calls the ``sim7020_data_received`` hook and publishes a
+        ``data`` ModemEvent whose ``data`` is a :class:`ReceivedData`); a failure there is only logged."""
+        try:
+            self.modem.data_received(connection, data)
+        except Exception:
+            _LOGGER.exception("telling the modem about data received on %r failed", connection)
 
 
 __all__ = [

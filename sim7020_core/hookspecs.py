@@ -23,24 +23,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from pluggy import HookimplMarker, HookspecMarker
+from .markers import PROJECT_NAME, hookimpl, hookspec
 
 if TYPE_CHECKING:
     from .at.engine import Urc
+    from .codecs import Codec
     from .connection import Connection, Transport
     from .modem import Modem, ModemEvent
-    from .plugins import Codec
-
-#: Marker for hook specifications (used by this module only).
-hookspec = HookspecMarker("sim7020")
-#: Marker plugins use for their hook implementations.
-hookimpl = HookimplMarker("sim7020")
-
-#: The pluggy project name (also the prefix of every hook: ``sim7020_``).
-PROJECT_NAME = "sim7020"
 
 
-@hookspec
+@hookspec(historic=True)
 def sim7020_register_transports() -> list[type[Transport]]:
     """Return the transport classes this plugin provides.
 
@@ -68,7 +60,7 @@ def sim7020_register_urc_handlers(modem: Modem) -> Mapping[str, Callable[[Urc], 
     raise NotImplementedError
 
 
-@hookspec
+@hookspec(historic=True)
 def sim7020_register_codecs() -> Mapping[str, Codec] | None:
     """Return payload codecs keyed by name (what ``encoding:`` names in the bridge config and HA services).
 

@@ -22,8 +22,8 @@ Life cycle (:attr:`Modem.state`, a :class:`~sim7020_core.models.LinkState`):
 - ``closed`` after :meth:`Modem.close`.
 
 Subscribers (:meth:`Modem.subscribe`) receive a :class:`ModemEvent` for each change of status, state,
-PSM and each module reboot; the pluggy hook ``sim7020_modem_state_changed`` gets the same events when a
-plugin manager is present.
+PSM and each module reboot; the pluggy hook ``sim7020_modem_state_changed`` gets the same events, from the
+first one on.
 
 Every wait is bounded by a named constant in :mod:`sim7020_core.const` (section "modem manager").
 """
@@ -82,9 +82,8 @@ from .status import (
 )
 
 if TYPE_CHECKING:
-    import pluggy
-
     from .connection import Connection, Server, Transport
+    from .plugins import PluginManager
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -219,7 +218,7 @@ class Modem:
         *,
         baudrate: int = const.DEFAULT_BAUDRATE,
         options: ModemOptions | None = None,
-        plugin_manager: pluggy.PluginManager | None = None,
+        plugin_manager: PluginManager,
     ) -> None:
         self.url = url
         self.baudrate = baudrate
@@ -264,22 +263,30 @@ class Modem:
         *,
         baudrate: int = const.DEFAULT_BAUDRATE,
         options: ModemOptions | None = None,
-        plugin_manager: pluggy.PluginManager | None = None,
+        plugin_manager: PluginManager | None = None,
     ) -> Modem:
         """Open ``url`` and initialise the module; returns a ready modem.
 
         :param url: device path or pyserial URL (``socket://host:port``, ``rfc2217://…``)
         :param baudrate: line rate for device paths
         :param options: behaviour (:class:`ModemOptions`)
-        :param plugin_manager: the plugin manager for transports and hooks (built on first use if None)
+        :param plugin_manager: the application's plugin manager (transports, codecs, hooks); None builds one
+            from the installed plugins (off the event loop) for this modem alone
         :raises TransportError: the port cannot be opened or the module never answered ``AT`` (also
             not after the wake callback/hook, when there is one: the module may be asleep in PSM)
         :raises SimError: the SIM card is missing, failed or locked
+        :raises PluginError: ``plugin_manager`` is None and the installed plugins cannot be loaded
         """
+        if plugin_manager is None:
+            from .plugins import async_make_plugin_manager
+
+            plugin_manager = await async_make_plugin_manager()
         modem = cls(url, baudrate=baudrate, options=options, plugin_manager=plugin_manager)
         try:
             await modem._open_link()
             async with modem._init_lock:
+                # URC handlers (ours and the plugins') first: every URC of the initialisation reaches them.
+                modem._install_urc_handlers()
                 try:
                     await modem._sync()
                 except TransportError:
@@ -318,14 +325,8 @@ class Modem:
     # ------------------------------------------------------------------ public properties
 
     @property
-    def plugins(self) -> pluggy.PluginManager:
-        """The plugin manager (built with :func:`~sim7020_core.plugins.make_plugin_manager` on first use)."""
-        if self._pm is None:
-            from .plugins import make_plugin_manager
-
-            self._pm = make_plugin_manager()
-            if self._urc_removers:  # initialised already: give the plugins their URC handlers now
-                self._install_plugin_urc_handlers(self._pm)
+    def plugins(self) -> PluginManager:
+        """The plugin manager of this modem's transports and hooks (given to or built by :meth:`connect`)."""
         return self._pm
 
     @property
@@ -616,11 +617,20 @@ class Modem:
     def _transport(self, name: str) -> Transport:
         found = self._transports.get(name)
         if found is None:
-            from .plugins import get_transport_class
-
-            found = get_transport_class(self.plugins, name)(self)
+            found = self._pm.transport_class(name)(self)
             self._transports[name] = found
         return found
+
+    def data_received(self, connection: Connection, data: bytes) -> None:
+        """Tell plugins (``sim7020_data_received``) and subscribers (a ``data`` event) that ``data`` arrived
+        on ``connection`` (transports call it right after the data was queued for the connection's owner)."""
+        from .connection import ReceivedData
+
+        try:
+            self._pm.hook.sim7020_data_received(connection=connection, data=data)
+        except Exception:  # a plugin's hook wrapper: the implementations themselves are guarded
+            _LOGGER.exception("sim7020_data_received failed")
+        self.publish("data", data=ReceivedData(connection, data))
 
     async def set_apn(self, apn: str, pdp_type: str = "IP", username: str = "", password: str = "") -> None:
         """Configure the APN (application note 3.2): radio off, ``AT*MCGDEFCONT``, radio on, wait for the
@@ -753,11 +763,12 @@ class Modem:
                 _LOGGER.warning("the wake callback failed: %r", err)
                 return False
             return True if result is None else bool(result)
-        if self._pm is not None:
-            from .plugins import wake_modem
-
-            return wake_modem(self._pm, self)
-        return None
+        try:
+            result = self._pm.hook.sim7020_wake_modem(modem=self)
+        except Exception:  # a plugin's hook wrapper: the implementations themselves are guarded
+            _LOGGER.exception("sim7020_wake_modem failed")
+            return False
+        return None if result is None else bool(result)
 
     async def _uart_wake(self) -> None:
         """Poke the UART; an answer proves the module is awake even without ``EXIT PSM``."""
@@ -832,7 +843,6 @@ class Modem:
                 if command == "AT+CEREG=4":
                     with contextlib.suppress(AtCommandError):
                         await self._cmd("AT+CEREG=2", limit=const.SHORT_TIMEOUT, priority=Priority.HIGH)
-        self._install_urc_handlers()
         await self._wait_registered(self.options.registration_timeout)
         await self._refresh()
         self._watchdog_failures = 0
@@ -965,13 +975,10 @@ class Modem:
         }
         for prefix, handler in handlers.items():
             self._urc_removers.append(self.engine.add_urc_handler(prefix, handler))
-        if self._pm is not None:
-            self._install_plugin_urc_handlers(self._pm)
-
-    def _install_plugin_urc_handlers(self, pm: pluggy.PluginManager) -> None:
-        from .plugins import install_urc_handlers
-
-        self._urc_removers.append(install_urc_handlers(pm, self, self.engine))
+        # Each plugin's mapping is checked and its handlers guarded by the plugin manager.
+        for plugin_handlers in self._pm.hook.sim7020_register_urc_handlers(modem=self):
+            for prefix, handler in (plugin_handlers or {}).items():
+                self._urc_removers.append(self.engine.add_urc_handler(prefix, handler))
 
     def _remove_urc_handlers(self) -> None:
         while self._urc_removers:
@@ -1296,10 +1303,10 @@ class Modem:
                 callback(event)
             except Exception:
                 _LOGGER.exception("modem subscriber %r failed on %s event", callback, event.kind)
-        if self._pm is not None:
-            from .plugins import notify_state_changed
-
-            notify_state_changed(self._pm, self, event)
+        try:
+            self._pm.hook.sim7020_modem_state_changed(modem=self, event=event)
+        except Exception:  # a plugin's hook wrapper: the implementations themselves are guarded
+            _LOGGER.exception("sim7020_modem_state_changed failed on %s event", event.kind)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)

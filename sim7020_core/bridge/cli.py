@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import load_config, summary
 from ..exceptions import ConfigError
+from ..plugins import async_make_plugin_manager, make_plugin_manager
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _apply_log_level(args: argparse.Namespace) -> None:
 def check_config(args: argparse.Namespace) -> int:
     """Print every configuration error (exit 1) or a summary (exit 0)."""
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, plugins=make_plugin_manager())
     except ConfigError as err:
         for line in err.errors:
             print(line, file=sys.stderr)
@@ -79,15 +80,16 @@ async def run_bridge(args: argparse.Namespace) -> int:
     from .bridge import Bridge
 
     _apply_log_level(args)
+    plugins = await async_make_plugin_manager()  # the one plugin manager of this process
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, plugins=plugins)
     except ConfigError as err:
         for line in err.errors:
             print(line, file=sys.stderr)
         return 1
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    bridge = Bridge(config)
+    bridge = Bridge(config, plugins=plugins)
     await bridge.start()
     _LOGGER.info(
         "bridge running: %d modem(s), %d route(s), broker %s:%s",

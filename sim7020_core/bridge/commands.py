@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import voluptuous as vol
 
-from ..exceptions import Sim7020Error
+from ..exceptions import PluginError, Sim7020Error
 from .mqtt import IncomingMessage
 
 _LOGGER = logging.getLogger(__name__)
@@ -140,7 +140,8 @@ class CommandHandler:
     :param publish: ``publish(topic, payload, correlation_data)``
     :param base: the modem's base topic
     :param allow_at: whether ``cmd/at`` is enabled
-    :param codec: ``codec(name)`` returns a codec with ``encode``/``decode`` (raises KeyError when unknown)
+    :param codec: ``codec(name)`` returns a codec with ``encode``/``decode`` (raises PluginError naming the
+        installed codecs when there is none by that name)
     """
 
     def __init__(
@@ -223,8 +224,8 @@ class CommandHandler:
     async def _send(self, modem: CommandModem, request: Mapping[str, Any]) -> dict[str, Any]:
         try:
             codec = self._codec(request["encoding"])
-        except KeyError:
-            raise CommandError(f"encoding: unknown encoding {request['encoding']!r}") from None
+        except PluginError as err:
+            raise CommandError(f"encoding: {err}") from None
         payload = request["payload"]
         if not isinstance(payload, str) and request["encoding"] != "json":
             raise CommandError("payload: must be a string unless encoding is json")

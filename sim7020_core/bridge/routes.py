@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..codecs import Codec
 from ..config import RouteConfig
 from ..exceptions import PayloadError, Sim7020Error, UnsupportedError
 from .mqtt import IncomingMessage, MqttClient
@@ -44,12 +45,6 @@ class RouteModemHost(Protocol):
     async def wait_ready(self) -> Any:
         """Return the connected modem once it is usable (awake, link up)."""
         ...
-
-
-class Codec(Protocol):
-    def encode(self, data: bytes) -> str | bytes: ...
-
-    def decode(self, value: str | bytes) -> bytes: ...
 
 
 class RouteRunner:

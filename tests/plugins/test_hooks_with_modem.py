@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from sim7020_core import const
 from sim7020_core.connection import ReceivedData
 from sim7020_core.emulator import Emulator
 from sim7020_core.hookspecs import hookimpl
@@ -125,3 +126,48 @@ async def test_wake_hook_is_what_modem_wake_uses(emulator):
         assert modem.state == "ready"
     finally:
         await modem.close()
+
+
+async def test_wake_hook_is_asked_when_connect_finds_the_module_asleep(emulator, monkeypatch):
+    """A module asleep in PSM does not answer AT: Modem.connect asks the wake hook, then syncs again."""
+    monkeypatch.setattr(const, "MODEM_SYNC_ATTEMPTS", 2)
+    calls: list[object] = []
+
+    class BoardPlugin:
+        @hookimpl
+        def sim7020_wake_modem(self, modem):
+            calls.append(modem.state)
+            emulator.exit_psm()  # the GPIO pulse
+            return True
+
+    host, port = await emulator.start_tcp("127.0.0.1", 0)
+    emulator.enter_psm()  # asleep before the driver starts: the UART is dead
+    pm = make_plugin_manager(plugins=[BoardPlugin()])
+    async with await Modem.connect(f"socket://{host}:{port}", options=FAST, plugin_manager=pm) as modem:
+        assert modem.state == "ready"
+        assert calls == ["connecting"]
+
+
+async def test_data_hook_of_a_failing_plugin_does_not_silence_the_others(emulator, udp_peer, caplog):
+    seen: list[bytes] = []
+
+    class Broken:
+        @hookimpl
+        def sim7020_data_received(self, connection, data):
+            raise RuntimeError("plugin bug")
+
+    class Recorder:
+        @hookimpl
+        def sim7020_data_received(self, connection, data):
+            seen.append(data)
+
+    host, port = await emulator.start_tcp("127.0.0.1", 0)
+    pm = make_plugin_manager(plugins=[Recorder(), Broken()])  # Broken registered last: it runs first
+    async with await Modem.connect(f"socket://{host}:{port}", options=FAST, plugin_manager=pm) as modem:
+        conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port)
+        await conn.send(b"ping")
+        _, addr = await udp_peer.recv()
+        udp_peer.send(b"pong", addr)
+        assert await conn.receive(timeout=WAIT) == b"pong"
+    assert seen == [b"pong"]
+    assert "plugin bug" in caplog.text
