@@ -11,7 +11,7 @@ Assistant ``sim7020.send`` action): the built-in codecs are
 Plugins add codecs with the ``sim7020_register_codecs`` hook; this module is itself such a plugin (entry point
 ``codecs`` of the ``sim7020.plugins`` group), so the built-ins are found the way a third party's are. A front
 end looks a codec up by name with :meth:`sim7020_core.plugins.PluginManager.codec`, which also accepts the
-spellings in :data:`CODEC_ALIASES`.
+older spellings in :data:`CODEC_ALIASES` (``text`` for ``raw``).
 """
 
 from __future__ import annotations
@@ -136,6 +136,10 @@ BUILTIN_CODECS: Mapping[str, Codec] = {
     c.name: c for c in (RawCodec(), HexCodec(), Base64Codec(), JsonCodec())
 }
 
+#: Older spellings accepted where users' files or automations already use them, and the codec each stands
+#: for: ``text`` was the Home Assistant ``sim7020.send`` action's name for ``raw`` (UTF-8 text as bytes).
+CODEC_ALIASES: Mapping[str, str] = {"text": "raw"}
+
 
 @hookimpl
 def sim7020_register_codecs() -> Mapping[str, Codec]:
@@ -145,6 +149,7 @@ def sim7020_register_codecs() -> Mapping[str, Codec]:
 
 __all__ = [
     "BUILTIN_CODECS",
+    "CODEC_ALIASES",
     "Base64Codec",
     "Codec",
     "HexCodec",

@@ -1,9 +1,14 @@
-"""Data connections: the contract between the modem and its transport plugins.
+"""Data connections: the contract between the modem and its transport plugins (a leaf of the core).
 
 A :class:`Transport` (one instance per modem and transport name) opens :class:`Connection` objects and, when
 it has a server mode, :class:`Server` objects. Transports subclass Connection and implement ``_do_send``,
 ``_do_close`` (and ``_do_send_to`` when they address peers); they feed incoming data with
 :meth:`Connection._feed` and report the end of a connection with :meth:`Connection._set_closed`.
+
+What a transport needs from the modem that carries it is the small :class:`TransportHost` protocol (the AT
+engine, the status, the module-wide retention setting, and where to report received data), not the whole
+:class:`~sim7020_core.modem.Modem`: this module imports nothing above the AT layer, so the hook specifications
+and the plugin registry can build on it and the modem on them.
 
 Receive buffering: each connection queues what arrives until its owner reads it. The queue is bounded by
 ``buffer_limit`` bytes (:data:`RECEIVE_BUFFER_LIMIT` unless the transport says otherwise). When data arrives
@@ -20,12 +25,13 @@ import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .exceptions import ConnectionClosedError, PayloadError, Sim7020Error, SocketError, UnsupportedError
 
 if TYPE_CHECKING:
-    from .modem import Modem
+    from .at.engine import AtEngine
+    from .models import LinkState, ModemStatus
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,12 +46,55 @@ Address = tuple[str, int]
 CloseCallback = Callable[["Connection"], None]
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedData:
-    """The ``data`` of a ``data`` ModemEvent: ``data`` arrived on ``connection`` (queued for its owner)."""
+class TransportHost(Protocol):
+    """What a transport (and a plugin's hook) may use of the modem that carries it; a
+    :class:`~sim7020_core.modem.Modem` is one.
 
-    connection: Connection
-    data: bytes
+    Transports issue their AT commands on :attr:`engine`, keep :attr:`retention` (module-wide,
+    ``AT+RETENTION``) through the three retention members, and report every chunk of received data with
+    :meth:`data_received` (:meth:`Connection._feed` does that for them).
+    """
+
+    @property
+    def url(self) -> str:
+        """The modem's device path or pyserial URL."""
+        ...
+
+    @property
+    def engine(self) -> AtEngine:
+        """The AT engine of the module."""
+        ...
+
+    @property
+    def state(self) -> LinkState:
+        """The modem's link state."""
+        ...
+
+    @property
+    def status(self) -> ModemStatus:
+        """The last known status (local IP address, registration, PSM …)."""
+        ...
+
+    @property
+    def retention(self) -> bool | None:
+        """Whether the module keeps its sockets across PSM (None: not known)."""
+        ...
+
+    async def refresh(self) -> ModemStatus:
+        """Query the module and return the fresh status."""
+        ...
+
+    async def set_retention(self, enabled: bool) -> None:
+        """Set ``AT+RETENTION``."""
+        ...
+
+    async def read_retention(self) -> bool:
+        """Read ``AT+RETENTION?`` (and record it in :attr:`retention`)."""
+        ...
+
+    def data_received(self, connection: Connection, data: bytes) -> None:
+        """Tell plugins and subscribers that ``data`` arrived on ``connection`` (queued for its owner)."""
+        ...
 
 
 class ReceiveTimeoutError(SocketError, TimeoutError):
@@ -440,12 +489,14 @@ class Transport(abc.ABC):
     Subclasses set the class attributes ``name`` and ``capabilities`` and implement :meth:`open_connection`;
     those with a server mode implement :meth:`listen`. They are registered with the
     ``sim7020_register_transports`` hook and built by the modem with ``cls(modem)`` on first use.
+
+    :ivar modem: the modem that carries the transport (seen through :class:`TransportHost`)
     """
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         self.modem = modem
         self.connections: list[Connection] = []
         self.servers: list[Server] = []
@@ -507,7 +558,7 @@ class Transport(abc.ABC):
 
     def _notify_data(self, connection: Connection, data: bytes) -> None:
         """Tell the modem that data arrived (it calls the ``sim7020_data_received`` hook and publishes a
-        ``data`` ModemEvent whose ``data`` is a :class:`ReceivedData`); a failure there is only logged."""
+        ``data`` event); a failure there is only logged, the owner has the data anyway."""
         try:
             self.modem.data_received(connection, data)
         except Exception:
@@ -521,7 +572,7 @@ __all__ = [
     "Capabilities",
     "Connection",
     "ReceiveTimeoutError",
-    "ReceivedData",
     "Server",
     "Transport",
+    "TransportHost",
 ]

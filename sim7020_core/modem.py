@@ -21,9 +21,9 @@ Life cycle (:attr:`Modem.state`, a :class:`~sim7020_core.models.LinkState`):
   are gone;
 - ``closed`` after :meth:`Modem.close`.
 
-Subscribers (:meth:`Modem.subscribe`) receive a :class:`ModemEvent` for each change of status, state,
-PSM and each module reboot; the pluggy hook ``sim7020_modem_state_changed`` gets the same events, from the
-first one on.
+Subscribers (:meth:`Modem.subscribe`) receive a :data:`~sim7020_core.events.ModemEvent` for each change of
+state, status and PSM, each module reset and each chunk of received data; the pluggy hook
+``sim7020_modem_state_changed`` gets the same events, from the first one on.
 
 Every wait is bounded by a named constant in :mod:`sim7020_core.const` (section "modem manager").
 """
@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import const
 from .at.engine import AtEngine, AtResponse, Urc
 from .const import Priority
+from .events import DataReceived, ModemEvent, ModuleReset, PsmChanged, StateChanged, StatusChanged
 from .exceptions import (
     AtCommandError,
     AtTimeoutError,
@@ -87,10 +88,9 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-__all__ = ["UNSAFE_COMMANDS", "EventKind", "Modem", "ModemEvent", "ModemOptions", "PsmPolicy"]
+__all__ = ["UNSAFE_COMMANDS", "Modem", "ModemOptions", "PsmPolicy"]
 
 PsmPolicy = Literal["wait", "fail"]
-EventKind = Literal["status", "state", "reboot", "psm", "data"]
 WakeCallback = Callable[["Modem"], "Awaitable[object] | object"]
 
 #: Raw commands :meth:`Modem.command` refuses unless ``allow_unsafe=True`` (pattern → why). Matched against
@@ -177,30 +177,6 @@ class ModemOptions:
             raise ValueError(f"watchdog_max_failures must be at least 1, got {self.watchdog_max_failures!r}")
         if self.sim_busy_retries < 0:
             raise ValueError(f"sim_busy_retries must not be negative, got {self.sim_busy_retries!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class ModemEvent:
-    """Something subscribers should know about.
-
-    :ivar kind: ``status`` (the ModemStatus changed), ``state`` (the LinkState changed), ``reboot`` (the
-        module was reset: connections are gone), ``psm`` (entered or left PSM), ``data`` (published by
-        transports)
-    :ivar state: the link state after the change
-    :ivar status: the status after the change
-    :ivar previous_state: for ``state`` events, the state before
-    :ivar psm_entered: for ``psm`` events, True on entering and False on leaving PSM
-    :ivar reason: a human-readable reason (recovery, reboot)
-    :ivar data: free-form payload of ``data`` events
-    """
-
-    kind: EventKind
-    state: LinkState
-    status: ModemStatus
-    previous_state: LinkState | None = None
-    psm_entered: bool | None = None
-    reason: str = ""
-    data: Any = None
 
 
 class Modem:
@@ -355,7 +331,8 @@ class Modem:
         return self._retention
 
     def subscribe(self, callback: Callable[[ModemEvent], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` for every :class:`ModemEvent`; returns a function that unsubscribes.
+        """Call ``callback(event)`` for every :data:`~sim7020_core.events.ModemEvent`; returns a function that
+        unsubscribes.
 
         Callbacks run in the event loop and must not block; an exception is logged and ignored.
         """
@@ -366,12 +343,6 @@ class Modem:
                 self._subscribers.remove(callback)
 
         return unsubscribe
-
-    def publish(self, kind: EventKind, *, reason: str = "", data: Any = None) -> ModemEvent:
-        """Publish an event to subscribers and plugins (transports use it for ``data`` events)."""
-        event = ModemEvent(kind=kind, state=self.state, status=self.status, reason=reason, data=data)
-        self._emit(event)
-        return event
 
     # ------------------------------------------------------------------ status
 
@@ -624,13 +595,11 @@ class Modem:
     def data_received(self, connection: Connection, data: bytes) -> None:
         """Tell plugins (``sim7020_data_received``) and subscribers (a ``data`` event) that ``data`` arrived
         on ``connection`` (transports call it right after the data was queued for the connection's owner)."""
-        from .connection import ReceivedData
-
         try:
             self._pm.hook.sim7020_data_received(connection=connection, data=data)
         except Exception:  # a plugin's hook wrapper: the implementations themselves are guarded
             _LOGGER.exception("sim7020_data_received failed")
-        self.publish("data", data=ReceivedData(connection, data))
+        self._emit(DataReceived(connection=connection, data=data, state=self.state, status=self.status))
 
     async def set_apn(self, apn: str, pdp_type: str = "IP", username: str = "", password: str = "") -> None:
         """Configure the APN (application note 3.2): radio off, ``AT*MCGDEFCONT``, radio on, wait for the
@@ -1014,7 +983,7 @@ class Modem:
             self._set_state(LinkState.READY, "left PSM")
         psm = dataclasses.replace(self.status.psm, state="asleep" if entered else "awake")
         self._set_status(dataclasses.replace(self.status, psm=psm))
-        self._emit(ModemEvent("psm", self.state, self.status, psm_entered=entered))
+        self._emit(PsmChanged(entered=entered, state=self.state, status=self.status))
         for transport in list(self._transports.values()):
             self._spawn(self._bounded(transport.on_psm(entered), f"telling {transport.name!r} of PSM"))
 
@@ -1074,7 +1043,7 @@ class Modem:
         if self._reset_announced:
             return
         self._reset_announced = True
-        self._emit(ModemEvent("reboot", self.state, self.status, reason=reason))
+        self._emit(ModuleReset(reason=reason, state=self.state, status=self.status))
         self._registered.clear()
         if not self._awake.is_set():
             self._awake.set()
@@ -1284,7 +1253,7 @@ class Modem:
         if state is LinkState.CLOSED:
             self._ready.set()  # release waiters: they see CLOSED and fail
         _LOGGER.debug("modem %s: %s → %s (%s)", self.url, previous.value, state.value, reason)
-        self._emit(ModemEvent("state", state, self.status, previous_state=previous, reason=reason))
+        self._emit(StateChanged(state=state, previous=previous, reason=reason, status=self.status))
         if self.status.psm.state != ("asleep" if state is LinkState.ASLEEP else "awake"):
             psm = dataclasses.replace(
                 self.status.psm, state="asleep" if state is LinkState.ASLEEP else "awake"
@@ -1295,18 +1264,18 @@ class Modem:
         if status == self.status:
             return
         self.status = status
-        self._emit(ModemEvent("status", self.state, status))
+        self._emit(StatusChanged(status=status, state=self.state))
 
     def _emit(self, event: ModemEvent) -> None:
         for callback in list(self._subscribers):
             try:
                 callback(event)
             except Exception:
-                _LOGGER.exception("modem subscriber %r failed on %s event", callback, event.kind)
+                _LOGGER.exception("modem subscriber %r failed on %r", callback, event)
         try:
             self._pm.hook.sim7020_modem_state_changed(modem=self, event=event)
         except Exception:  # a plugin's hook wrapper: the implementations themselves are guarded
-            _LOGGER.exception("sim7020_modem_state_changed failed on %s event", event.kind)
+            _LOGGER.exception("sim7020_modem_state_changed failed on %r", event)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)

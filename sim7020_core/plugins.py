@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pluggy
 
 from . import hookspecs
-from .codecs import Codec
+from .codecs import CODEC_ALIASES, Codec
 from .connection import Transport
 from .exceptions import PluginError
 from .markers import PROJECT_NAME
@@ -231,12 +231,17 @@ class PluginManager(pluggy.PluginManager):
             ) from None
 
     def codec(self, name: str) -> Codec:
-        """The payload codec called ``name``.
+        """The payload codec called ``name``, or named by an older spelling in
+        :data:`~sim7020_core.codecs.CODEC_ALIASES`.
 
         :raises PluginError: no plugin provides it (the message lists the installed codecs)
         """
         try:
             return self._codecs[name]
+        except KeyError:
+            pass
+        try:
+            return self._codecs[CODEC_ALIASES[name]]
         except KeyError:
             raise PluginError(
                 f"no payload encoding named {name!r} (available: {_choices(self._codecs)})"

@@ -46,7 +46,7 @@ from ._common import BackgroundTasks, UrcHandlers, check_ip, check_options, chec
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import AtEngine, Urc
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class CipTransport(Transport):
         max_payload=MAX_TCP_SEND,
     )
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         super().__init__(modem)
         self._links: dict[int, CipConnection] = {}
         self._server: CipServer | None = None

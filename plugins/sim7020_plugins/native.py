@@ -59,7 +59,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import AtEngine
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ class NativeTransport(Transport):
         max_payload=MAX_TCP_SEND,
     )
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         super().__init__(modem)
         self._sockets: dict[int, NativeConnection | NativeServer] = {}
         self._stale: set[int] = set()  # ids the module may still hold (closed by PSM/errors, CSOCL pending)

@@ -34,7 +34,7 @@ from ._common import check_ip, check_options, check_port
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import Urc
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class TransparentTransport(SingleLinkTransport[TransparentConnection]):
         max_payload=None,
     )
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         # ``CLOSED`` / ``+PDP: DEACT`` while escaped (command mode) arrive as URCs
         super().__init__(
             modem, [(prefix, self._on_closed_urc) for prefix in ("CLOSED", "+PDP: DEACT", "PDP DEACT")]

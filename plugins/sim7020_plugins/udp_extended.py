@@ -30,7 +30,7 @@ from ._common import check_ip, check_options, check_port
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import Urc
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class UdpExtendedTransport(SingleLinkTransport[UdpExtendedConnection]):
         max_payload=CIPSEND_MAX,
     )
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         super().__init__(
             modem,
             [

@@ -24,10 +24,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import BridgeConfig, ModemConfig
+from ..events import ModemEvent, ModuleReset
 from ..exceptions import ConfigError, PluginError, Sim7020Error
 from ..models import LinkState, ModemInfo, ModemStatus
 from .commands import CommandHandler
+from .config import BridgeConfig, ModemConfig
 from .discovery import discovery_payload, discovery_topic
 from .mqtt import IncomingMessage, MqttClient, MqttError
 from .queue import DurableQueue
@@ -250,8 +251,8 @@ class ModemBridge:
         except (Sim7020Error, TimeoutError, OSError) as err:
             _LOGGER.debug("modem %s: close failed: %s", self.modem_cfg.id, err)
 
-    def _on_modem_event(self, event: Any) -> None:
-        if event.kind == "reboot":
+    def _on_modem_event(self, event: ModemEvent) -> None:
+        if isinstance(event, ModuleReset):
             for route in self.routes:
                 route.modem_reset()
         self._on_modem_state(event.state)

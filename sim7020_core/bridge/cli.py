@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config, summary
 from ..exceptions import ConfigError
 from ..plugins import async_make_plugin_manager, make_plugin_manager
+from .config import load_config, summary
 
 _LOGGER = logging.getLogger(__name__)
 

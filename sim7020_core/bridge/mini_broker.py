@@ -14,7 +14,7 @@ import logging
 import struct
 from dataclasses import dataclass, field
 
-from ..config import topic_matches
+from .config import topic_matches
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..codecs import Codec
-from ..config import RouteConfig
 from ..exceptions import PayloadError, Sim7020Error, UnsupportedError
+from .config import RouteConfig
 from .mqtt import IncomingMessage, MqttClient
 from .queue import DurableQueue
 

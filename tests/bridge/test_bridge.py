@@ -20,7 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sim7020_core.bridge.bridge import Bridge, BridgeError
-from sim7020_core.config import load_config
+from sim7020_core.bridge.config import load_config
 
 from .conftest import MOSQUITTO_PASSWD, Broker, TlsFiles, Watcher
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim7020_core.config import (
+from sim7020_core.bridge.config import (
     BridgeConfig,
     load_config,
     summary,

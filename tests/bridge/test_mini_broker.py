@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from sim7020_core.bridge.bridge import Bridge
+from sim7020_core.bridge.config import load_config
 from sim7020_core.bridge.mini_broker import MiniBroker
-from sim7020_core.config import load_config
 
 from .conftest import Watcher
 from .test_bridge import wait_ready, write_config

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sim7020_core.bridge.bridge import Bridge
-from sim7020_core.config import load_config
+from sim7020_core.bridge.config import load_config
 from sim7020_core.exceptions import ConfigError
 from sim7020_core.plugins import PluginManager, async_make_plugin_manager
 

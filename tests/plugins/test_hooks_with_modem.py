@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sim7020_core import const
-from sim7020_core.connection import ReceivedData
 from sim7020_core.emulator import Emulator
+from sim7020_core.events import DataReceived, PsmChanged, StateChanged
 from sim7020_core.hookspecs import hookimpl
 from sim7020_core.modem import Modem
 from sim7020_core.plugins import make_plugin_manager
@@ -66,10 +66,15 @@ async def test_hook_sim7020_register_urc_handlers(recorded, emulator, udp_peer):
 
 async def test_hook_sim7020_modem_state_changed(recorded, emulator):
     _modem, recorder = recorded
+    # told from the first event on: the status read while connecting, then connecting -> ready
+    assert recorder.events[0].state == "connecting"
+    states = [e for e in recorder.events if isinstance(e, StateChanged)]
+    assert (states[0].previous, states[0].state) == ("connecting", "ready")
     emulator.enter_psm()
-    await _until(lambda: any(getattr(e, "kind", None) == "psm" for e in recorder.events))
-    psm = [e for e in recorder.events if getattr(e, "kind", None) == "psm"]
-    assert psm[0].psm_entered is True
+    await _until(lambda: any(isinstance(e, PsmChanged) for e in recorder.events))
+    psm = [e for e in recorder.events if isinstance(e, PsmChanged)]
+    assert psm[0].entered is True
+    assert psm[0].state == "asleep"
     emulator.exit_psm()
 
 
@@ -91,9 +96,9 @@ async def test_received_data_is_also_a_modem_event(modem, udp_peer):
     _, addr = await udp_peer.recv()
     udp_peer.send(b"pong", addr)
     assert await conn.receive(timeout=WAIT) == b"pong"
-    data_events = [e for e in events if getattr(e, "kind", None) == "data"]
+    data_events = [e for e in events if isinstance(e, DataReceived)]
     assert len(data_events) == 1
-    assert data_events[0].data == ReceivedData(conn, b"pong")
+    assert (data_events[0].connection, data_events[0].data) == (conn, b"pong")
 
 
 async def test_third_party_transport_is_opened_by_name(modem, echo_plugin_installed):

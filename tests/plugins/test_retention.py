@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from sim7020_core.connection import Connection
 from sim7020_core.emulator import Emulator
 from sim7020_core.emulator.base import ModemContext, ParsedCommand
+from sim7020_core.events import ModemEvent, ModuleReset
 from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, Sim7020Error
 from sim7020_core.models import LinkState
-from sim7020_core.modem import Modem, ModemEvent, _parse_retention
+from sim7020_core.modem import Modem, _parse_retention
 
 from .cip_support import sent_commands
 from .conftest import WAIT, UdpPeer
@@ -118,7 +119,7 @@ async def test_raw_retention_commands_keep_the_recorded_value_true(modem: Modem,
 async def test_a_module_reboot_makes_retention_unknown_again(modem: Modem, emulator: Emulator) -> None:
     await modem.set_retention(True)
     rebooted: asyncio.Queue[ModemEvent] = asyncio.Queue()
-    unsubscribe = modem.subscribe(lambda e: rebooted.put_nowait(e) if e.kind == "reboot" else None)
+    unsubscribe = modem.subscribe(lambda e: rebooted.put_nowait(e) if isinstance(e, ModuleReset) else None)
     emulator.reboot()
     async with asyncio.timeout(WAIT):
         await rebooted.get()

@@ -14,6 +14,7 @@ import pytest
 
 from sim7020_core import LinkState, Modem
 from sim7020_core.emulator import Emulator
+from sim7020_core.events import StateChanged
 
 from .conftest import FAST, WAIT
 
@@ -44,9 +45,9 @@ async def test_state_hook_sees_connecting_then_ready_during_connect(echo_plugin,
     host, port = await emulator.start_tcp("127.0.0.1", 0)
     modem = await Modem.connect(f"socket://{host}:{port}", options=FAST)
     try:
-        states = [e for e in echo_plugin.EVENTS[modem] if e.kind == "state"]
-        assert (states[0].previous_state, states[0].state) == (LinkState.CONNECTING, LinkState.READY)
-        assert states[0].status is not None
+        states = [e for e in echo_plugin.EVENTS[modem] if isinstance(e, StateChanged)]
+        assert (states[0].previous, states[0].state) == (LinkState.CONNECTING, LinkState.READY)
+        assert states[0].status.registration == "home"
     finally:
         await modem.close()
     assert echo_plugin.EVENTS[modem][-1].state is LinkState.CLOSED

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import voluptuous as vol
 import yaml
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError, PluginError
 
 if TYPE_CHECKING:
-    from .plugins import PluginManager
+    from ..plugins import PluginManager
 
 PROTOCOLS = ("udp", "tcp")
 SECRETS_FILE = "secrets.yaml"
@@ -364,20 +364,26 @@ def _filters(value: Any) -> list[str]:
     return result
 
 
-def _plugin_name(kind: str, installed: Callable[[], Mapping[str, object]] | None) -> Callable[[Any], str]:
+def _plugin_name(kind: str, plugins: PluginManager | None) -> Callable[[Any], str]:
     """A validator of a transport or encoding name: its form, and when the plugins are known, that one of them
-    provides it."""
+    provides it (an encoding may also be an older spelling, :data:`sim7020_core.codecs.CODEC_ALIASES`)."""
 
     def check(value: Any) -> str:
         text = _text(value)
         if not _PLUGIN_NAME_RE.match(text):
             raise vol.Invalid(f"{text!r} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} name")
-        if installed is not None:
-            names = installed()
-            if text not in names:
+        if plugins is not None:
+            lookup, names = (
+                (plugins.transport_class, plugins.transports)
+                if kind == "transport"
+                else (plugins.codec, plugins.codecs)
+            )
+            try:
+                lookup(text)
+            except PluginError:
                 raise vol.Invalid(
                     f"unknown {kind} {text!r} (available: {', '.join(sorted(names)) or 'none'})"
-                )
+                ) from None
         return text
 
     return check
@@ -435,18 +441,14 @@ def route_schema(plugins: PluginManager | None = None) -> vol.Schema:
         {
             vol.Required("name"): _identifier,
             vol.Required("modem"): _identifier,
-            vol.Optional("transport", default="native"): _plugin_name(
-                "transport", None if plugins is None else lambda: plugins.transports
-            ),
+            vol.Optional("transport", default="native"): _plugin_name("transport", plugins),
             vol.Optional("protocol", default="udp"): vol.In(PROTOCOLS, msg="protocol must be udp or tcp"),
             vol.Optional("host"): _text,
             vol.Optional("port"): _port,
             vol.Optional("listen_port"): _port,
             vol.Optional("uplink"): _filters,
             vol.Optional("downlink"): _topic_name,
-            vol.Optional("encoding", default="raw"): _plugin_name(
-                "encoding", None if plugins is None else lambda: plugins.codecs
-            ),
+            vol.Optional("encoding", default="raw"): _plugin_name("encoding", plugins),
             vol.Optional("qos", default=1): _qos,
             vol.Optional("retain", default=False): bool,
             vol.Optional("options", default=dict): vol.Any(None, dict),
