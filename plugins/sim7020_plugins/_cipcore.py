@@ -161,8 +161,8 @@ class CipSession:
 
     async def state(self) -> str:
         """The ``STATE:`` of AT+CIPSTATUS (e.g. ``IP INITIAL``, ``IP STATUS``, ``IP PROCESSING``)."""
-        resp = await self.engine.command(
-            "AT+CIPSTATUS", until_urc="STATE:", timeout=SETTING_TIMEOUT, urc_timeout=CIPSTATUS_TIMEOUT
+        resp = await self.engine.command_with_urcs(
+            "AT+CIPSTATUS", "STATE:", timeout=SETTING_TIMEOUT, urc_timeout=CIPSTATUS_TIMEOUT
         )
         return resp.urcs[0].partition(":")[2].strip().upper()
 

@@ -110,11 +110,8 @@ class CipConnection(Connection):
             chunk = data[start : start + CIPSEND_MAX]
             self._check_open()
             try:
-                await self.transport.engine.command(
-                    f"AT+CIPSEND={self.link},{len(chunk)}",
-                    data=chunk,
-                    timeout=const.CIPSEND_TIMEOUT,
-                    priority=const.Priority.LOW,
+                await self.transport.engine.send_data(
+                    f"AT+CIPSEND={self.link},{len(chunk)}", chunk, timeout=const.CIPSEND_TIMEOUT
                 )
             except AtCommandError as exc:
                 if self.closed:
@@ -336,11 +333,11 @@ class CipTransport(Transport):
 
     async def _remote_port(self, link: int) -> int | None:
         """The peer port of ``link`` from the ``C: <n>,<bearer>,"TCP","<ip>","<port>","<state>"`` lines."""
-        resp = await self.engine.command(
+        resp = await self.engine.command_with_urcs(
             "AT+CIPSTATUS",
-            until_urc="C:",
-            urc_count=MAX_LINKS,
-            partial_urcs=True,
+            "C:",
+            count=MAX_LINKS,
+            partial=True,
             timeout=SETTING_TIMEOUT,
             urc_timeout=CIPSTATUS_TIMEOUT,
         )

@@ -219,11 +219,8 @@ class NativeConnection(Connection):
             self._check_open()
             try:
                 if how == "data":
-                    await self.transport.engine.command(
-                        f"AT+CSODSEND={self.socket_id},{len(piece)}",
-                        data=piece,
-                        timeout=const.CSOSEND_TIMEOUT,
-                        priority=const.Priority.LOW,
+                    await self.transport.engine.send_data(
+                        f"AT+CSODSEND={self.socket_id},{len(piece)}", piece, timeout=const.CSOSEND_TIMEOUT
                     )
                 else:
                     hexdata = piece.hex().upper()

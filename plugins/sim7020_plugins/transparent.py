@@ -121,7 +121,9 @@ class TransparentConnection(Connection):
         if self.in_data_mode:
             return
         try:
-            await self.transport.modem.engine.command("ATO", data_mode=self._on_data, timeout=CONNECT_TIMEOUT)
+            await self.transport.modem.engine.command_to_data_mode(
+                "ATO", self._on_data, timeout=CONNECT_TIMEOUT
+            )
         except AtCommandError as exc:
             self._link_gone(SocketError(f"{self!r}: the module could not resume data mode: {exc.final}"))
             raise self._closed_error() from exc
@@ -248,7 +250,7 @@ class TransparentTransport(SingleLinkTransport[TransparentConnection]):
             cipmode=1,
         ) as engine:
             await self.session.start(None, proto, str(addr), port, others_open=False)
-            await engine.command("AT+CIPCHAN", data_mode=conn._on_data, timeout=CONNECT_TIMEOUT)
+            await engine.command_to_data_mode("AT+CIPCHAN", conn._on_data, timeout=CONNECT_TIMEOUT)
             conn.in_data_mode = True
         return conn
 

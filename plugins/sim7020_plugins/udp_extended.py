@@ -76,12 +76,7 @@ class UdpExtendedConnection(Connection):
             if target != self._target:
                 await engine.command(f'AT+CIPUDPMODE=2,"{target[0]}",{target[1]}', timeout=SETTING_TIMEOUT)
                 self._target = target
-            await engine.command(
-                f"AT+CIPSEND={len(data)}",
-                data=data,
-                timeout=const.CIPSEND_TIMEOUT,
-                priority=const.Priority.LOW,
-            )
+            await engine.send_data(f"AT+CIPSEND={len(data)}", data, timeout=const.CIPSEND_TIMEOUT)
         except AtCommandError as exc:
             if self.closed:
                 raise self._closed_error() from exc
