@@ -224,7 +224,7 @@ class Connection:
             self._check_open()
             await self._do_send_to(payload, host, port, **options)
 
-    async def receive(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - public API (DESIGN.md)
+    async def receive(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - public API
         """Return the next received datagram (UDP) or chunk (TCP), waiting up to ``timeout`` seconds.
 
         Data already queued is returned even after the connection closed.
@@ -236,7 +236,7 @@ class Connection:
         data, _sender = await self.receive_from(timeout)
         return data
 
-    async def receive_from(self, timeout: float | None = None) -> tuple[bytes, Address]:  # noqa: ASYNC109 - public API (DESIGN.md)
+    async def receive_from(self, timeout: float | None = None) -> tuple[bytes, Address]:  # noqa: ASYNC109 - public API
         """Like :meth:`receive`, also returning the sender's ``(host, port)``."""
         try:
             async with asyncio.timeout(timeout):
@@ -417,7 +417,7 @@ class Server:
         state = " closed" if self._closed else ""
         return f"<{type(self).__name__} {self.transport_name} tcp :{self.port}{state}>"
 
-    async def accept(self, timeout: float | None = None) -> Connection:  # noqa: ASYNC109 - public API (DESIGN.md)
+    async def accept(self, timeout: float | None = None) -> Connection:  # noqa: ASYNC109 - public API
         """Return the next accepted client connection, waiting up to ``timeout`` seconds.
 
         :raises ReceiveTimeoutError: no client connected in time

@@ -1,6 +1,6 @@
 """The ``cip`` transport: SIM800-compatible multi-link TCP/UDP (``AT+CIPMUX=1``, six links; note chapter 6).
 
-Wire formats (application note 6.6-6.13, AT_NOTES 1.5):
+Wire formats (application note 6.6-6.13; the SIM800-series AT manual where the note is silent):
 
 - bearer: ``AT+CIPMUX=1``, ``AT+CSTT``, ``AT+CIICR``, ``AT+CIFSR`` (the state machine of 6.11, see
   :mod:`._cipcore`);

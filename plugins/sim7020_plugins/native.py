@@ -1,6 +1,6 @@
 """The ``native`` transport: the SIM7020's own socket commands (AT+CSOC, CSOCON, CSOSEND, CSOCL …).
 
-Wire formats (application note chapter 5, AT_NOTES 1.1):
+Wire formats (application note chapter 5):
 
 - open: ``AT+CSOC=<domain>,<type>,1`` → ``+CSOC: <id>`` (ids 0-4, five sockets), then
   ``AT+CSOCON=<id>,<port>,"<ip>"``;
@@ -63,9 +63,9 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Sockets the module holds at once (ids 0-4; AT_NOTES 1.1, application note 5.1).
+#: Sockets the module holds at once (ids 0-4; application note 5.1).
 MAX_SOCKETS = 5
-#: Payload bytes per AT+CSOSEND in hex mode (512 hex characters; AT_NOTES "safe rule").
+#: Payload bytes per AT+CSOSEND in hex mode (512 hex characters, the limit OneOS's SIM7020 driver keeps to).
 CSOSEND_CHUNK = 256
 #: Largest AT+CSODSEND (data mode) length in bytes: the module's 1460-byte limit (note 5.5; unverified for
 #: CSODSEND on hardware). The length is given, so every byte is data: CSODSEND is binary safe.

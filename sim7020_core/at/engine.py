@@ -170,7 +170,7 @@ _BARE_URC = re.compile(
     r"^(?:\d+\s*[,.]\s*)?(?:RDY|NORMAL POWER DOWN|PSM POWER DOWN|POWER DOWN|CLOSED|SERVER CLOSE|SERVER OK"
     r"|CONNECT OK|CONNECT FAIL|ALREADY CONNECT|SEND OK|SEND FAIL|CLOSE OK|PDP DEACT|SMS DONE|Call Ready"
     r"|REMOTE IP:.*|RECV FROM:.*|OVER-VOLTAGE.*|UNDER-VOLTAGE.*|SEND: \d+,\d+"
-    # AT+CIPSTATUS answers OK first, then these (application note 6.9, AT_NOTES 1.5)
+    # AT+CIPSTATUS answers OK first, then these (application note 6.9)
     r"|STATE: .*|[CS]: ?\d.*)$",
     re.IGNORECASE,
 )

@@ -1,6 +1,6 @@
 """Faults and recovery against the emulator: reboot, stall, dropped answers, SIM busy, PSM, lost port.
 
-Timeout constants are patched small (STYLE.md #6) so each scenario takes well under a second or two.
+Timeout constants (sim7020_core/const.py) are patched small so each scenario takes well under a second or two.
 """
 
 from __future__ import annotations
