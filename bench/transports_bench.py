@@ -30,7 +30,7 @@ from typing import Any
 
 from sim7020_core.emulator import Emulator
 from sim7020_core.modem import Modem, ModemOptions
-from sim7020_core.plugins import make_plugin_manager
+from sim7020_core.plugins import async_make_plugin_manager
 
 OPTIONS = ModemOptions(
     poll_interval=None, watchdog_interval=None, registration_timeout=30.0, auto_recover=False
@@ -112,7 +112,7 @@ async def run_case(case: Case, total: int, baud: int, seed: int) -> dict[str, An
 
     sink_port, close_sink = await _sink(case.protocol, on_data)
     modem = await Modem.connect(
-        f"socket://{host}:{port}", options=OPTIONS, plugin_manager=make_plugin_manager()
+        f"socket://{host}:{port}", options=OPTIONS, plugin_manager=await async_make_plugin_manager()
     )
     try:
         conn = await modem.open_connection(

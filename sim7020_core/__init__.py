@@ -1,8 +1,20 @@
 """sim7020_core: drive SIMCom SIM7020-family NB-IoT modems over their AT interface.
 
-``from sim7020_core import Modem`` is the entry point (see :mod:`sim7020_core.modem`). The modem
-manager is imported lazily (PEP 562), so ``import sim7020_core.emulator`` or the data models do not
-load the serial stack.
+Everything users, plugin authors and integrations need is importable from here (``__all__`` is pinned by
+tests/core/test_public_api.py):
+
+- the modem: :class:`Modem` (``await Modem.connect(url)``), :class:`ModemOptions`, the data models
+  (:class:`ModemInfo`, :class:`ModemStatus`, :class:`LinkState` …);
+- what a modem publishes: :data:`ModemEvent`, a union of :class:`StateChanged`, :class:`StatusChanged`,
+  :class:`PsmChanged`, :class:`ModuleReset` and :class:`DataReceived`;
+- data connections and the transport-plugin contract: :class:`Connection`, :class:`Server`,
+  :class:`Transport`, :class:`TransportHost`, :class:`Capabilities`;
+- plugins: :data:`hookimpl`, :class:`PluginManager`, :func:`make_plugin_manager`,
+  :func:`async_make_plugin_manager`; payload codecs: :class:`Codec`, :data:`BUILTIN_CODECS`;
+- every exception (all derive from :class:`Sim7020Error`).
+
+The modem and the plugin registry are imported lazily (PEP 562), so ``import sim7020_core.emulator`` or the
+data models do not load the serial stack.
 """
 
 from __future__ import annotations
@@ -10,6 +22,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .codecs import BUILTIN_CODECS, CODEC_ALIASES, Codec
+from .connection import Capabilities, Connection, ReceiveTimeoutError, Server, Transport, TransportHost
+from .events import DataReceived, ModemEvent, ModuleReset, PsmChanged, StateChanged, StatusChanged
 from .exceptions import (
     AtCommandError,
     AtTimeoutError,
@@ -17,13 +32,20 @@ from .exceptions import (
     CommandInterruptedError,
     CommandNotAllowedError,
     ConfigError,
+    ConnectionClosedError,
+    DataModeError,
     ModemAsleepError,
     NotRegisteredError,
+    PayloadError,
+    PluginError,
+    PortBusyError,
     Sim7020Error,
     SimError,
     SocketError,
     TransportError,
+    UnsupportedError,
 )
+from .markers import hookimpl
 from .models import (
     CellInfo,
     LinkState,
@@ -34,13 +56,20 @@ from .models import (
     PsmStatus,
     Registration,
 )
+from .version import __version__
 
 if TYPE_CHECKING:
-    from .modem import Modem, ModemEvent, ModemOptions
+    from .modem import Modem, ModemOptions
+    from .plugins import PluginManager, async_make_plugin_manager, make_plugin_manager
 
-__version__ = "0.1.0"
 
-_LAZY = {"Modem": ".modem", "ModemEvent": ".modem", "ModemOptions": ".modem"}
+_LAZY = {
+    "Modem": ".modem",
+    "ModemOptions": ".modem",
+    "PluginManager": ".plugins",
+    "async_make_plugin_manager": ".plugins",
+    "make_plugin_manager": ".plugins",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -53,13 +82,21 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BUILTIN_CODECS",
+    "CODEC_ALIASES",
     "AtCommandError",
     "AtTimeoutError",
+    "Capabilities",
     "CellInfo",
     "CmeError",
+    "Codec",
     "CommandInterruptedError",
     "CommandNotAllowedError",
     "ConfigError",
+    "Connection",
+    "ConnectionClosedError",
+    "DataModeError",
+    "DataReceived",
     "LinkState",
     "Modem",
     "ModemAsleepError",
@@ -67,14 +104,30 @@ __all__ = [
     "ModemInfo",
     "ModemOptions",
     "ModemStatus",
+    "ModuleReset",
     "NeighbourCell",
     "NotRegisteredError",
+    "PayloadError",
     "PingReply",
+    "PluginError",
+    "PluginManager",
+    "PortBusyError",
+    "PsmChanged",
     "PsmStatus",
+    "ReceiveTimeoutError",
     "Registration",
+    "Server",
     "Sim7020Error",
     "SimError",
     "SocketError",
+    "StateChanged",
+    "StatusChanged",
+    "Transport",
     "TransportError",
+    "TransportHost",
+    "UnsupportedError",
     "__version__",
+    "async_make_plugin_manager",
+    "hookimpl",
+    "make_plugin_manager",
 ]

@@ -17,8 +17,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
 from .exceptions import Sim7020Error
+from .version import __version__
 
 #: Modules that contribute subcommands, in the order they appear in ``--help``.
 CLI_MODULES = (

@@ -3,21 +3,24 @@
 Each connects to ``--device`` (default ``socket://127.0.0.1:7020``, the emulator's default address), does
 one thing and closes. ``--json`` prints machine-readable output. Exit codes: 0 success, 1 the modem or
 the network failed (one line on stderr), 2 bad arguments.
+
+The command composes the application: it builds the one plugin manager (off the event loop) and hands it to
+the modem, so every installed plugin's transports, codecs and hooks are there (``send --transport`` and
+``--encoding`` accept a third party's names like the built-in ones).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import const
-from .exceptions import CommandNotAllowedError, Sim7020Error
+from .exceptions import CommandNotAllowedError, PluginError, Sim7020Error
 from .modem import Modem, ModemOptions
+from .plugins import PluginManager, async_make_plugin_manager
 
 DEFAULT_DEVICE = "socket://127.0.0.1:7020"
 
@@ -87,7 +90,9 @@ def add_cli(subparsers: Any) -> None:
         "--transport", default="native", help="native | cip | transparent | udp_extended | <plugin>"
     )
     p.add_argument(
-        "--encoding", choices=["raw", "hex", "base64"], default="raw", help="how PAYLOAD is written"
+        "--encoding",
+        default="raw",
+        help="how PAYLOAD is written: raw (text sent as UTF-8) | hex | base64 | json | <plugin codec>",
     )
     p.add_argument(
         "--wait-response",
@@ -99,7 +104,11 @@ def add_cli(subparsers: Any) -> None:
     p.set_defaults(func=cmd_send)
 
 
-async def _with_modem(args: argparse.Namespace, action: Callable[[Modem], Awaitable[int]]) -> int:
+async def _with_modem(
+    args: argparse.Namespace,
+    action: Callable[[Modem], Awaitable[int]],
+    plugins: PluginManager | None = None,
+) -> int:
     options = ModemOptions(
         registration_timeout=max(0.0, args.registration_timeout),
         poll_interval=None,
@@ -107,7 +116,11 @@ async def _with_modem(args: argparse.Namespace, action: Callable[[Modem], Awaita
         auto_recover=False,
     )
     try:
-        modem = await Modem.connect(args.device, baudrate=args.baudrate, options=options)
+        if plugins is None:
+            plugins = await async_make_plugin_manager()
+        modem = await Modem.connect(
+            args.device, baudrate=args.baudrate, options=options, plugin_manager=plugins
+        )
     except Sim7020Error as err:
         _fail(f"cannot use the modem at {args.device}: {err}")
         return EXIT_FAILURE
@@ -253,17 +266,6 @@ async def cmd_dns(args: argparse.Namespace) -> int:
     return await _with_modem(args, action)
 
 
-def _decode_payload(text: str, encoding: str) -> bytes:
-    try:
-        if encoding == "hex":
-            return bytes.fromhex(text)
-        if encoding == "base64":
-            return base64.b64decode(text, validate=True)
-    except (ValueError, binascii.Error) as err:
-        raise ValueError(f"PAYLOAD is not valid {encoding}: {err}") from err
-    return text.encode()
-
-
 def _show_payload(data: bytes) -> str:
     try:
         text = data.decode()
@@ -275,9 +277,17 @@ def _show_payload(data: bytes) -> str:
 async def cmd_send(args: argparse.Namespace) -> int:
     """``sim7020 send HOST PORT PAYLOAD``: send, and with ``--wait-response`` print what came back."""
     try:
-        payload = _decode_payload(args.payload, args.encoding)
-    except ValueError as err:
+        plugins = await async_make_plugin_manager()
+    except PluginError as err:
         _fail(str(err))
+        return EXIT_FAILURE
+    try:
+        payload = plugins.codec(args.encoding).decode(args.payload)
+    except PluginError as err:  # no such codec: the message lists the installed ones
+        _fail(f"--encoding: {err}")
+        return EXIT_USAGE
+    except Sim7020Error as err:  # PayloadError: PAYLOAD does not match its encoding
+        _fail(f"PAYLOAD: {err}")
         return EXIT_USAGE
 
     async def action(modem: Modem) -> int:
@@ -304,4 +314,4 @@ async def cmd_send(args: argparse.Namespace) -> int:
                 print(_show_payload(response))
         return EXIT_OK
 
-    return await _with_modem(args, action)
+    return await _with_modem(args, action, plugins)

@@ -1,9 +1,14 @@
-"""Data connections: the contract between the modem and its transport plugins.
+"""Data connections: the contract between the modem and its transport plugins (a leaf of the core).
 
 A :class:`Transport` (one instance per modem and transport name) opens :class:`Connection` objects and, when
 it has a server mode, :class:`Server` objects. Transports subclass Connection and implement ``_do_send``,
 ``_do_close`` (and ``_do_send_to`` when they address peers); they feed incoming data with
 :meth:`Connection._feed` and report the end of a connection with :meth:`Connection._set_closed`.
+
+What a transport needs from the modem that carries it is the small :class:`TransportHost` protocol (the AT
+engine, the status, the module-wide retention setting, and where to report received data), not the whole
+:class:`~sim7020_core.modem.Modem`: this module imports nothing above the AT layer, so the hook specifications
+and the plugin registry can build on it and the modem on them.
 
 Receive buffering: each connection queues what arrives until its owner reads it. The queue is bounded by
 ``buffer_limit`` bytes (:data:`RECEIVE_BUFFER_LIMIT` unless the transport says otherwise). When data arrives
@@ -20,13 +25,13 @@ import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .exceptions import ConnectionClosedError, PayloadError, Sim7020Error, SocketError, UnsupportedError
-from .plugins import notify_each
 
 if TYPE_CHECKING:
-    from .modem import Modem
+    from .at.engine import AtEngine
+    from .models import LinkState, ModemStatus
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,12 +46,55 @@ Address = tuple[str, int]
 CloseCallback = Callable[["Connection"], None]
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedData:
-    """The ``data`` of a ``data`` ModemEvent: ``data`` arrived on ``connection`` (queued for its owner)."""
+class TransportHost(Protocol):
+    """What a transport (and a plugin's hook) may use of the modem that carries it; a
+    :class:`~sim7020_core.modem.Modem` is one.
 
-    connection: Connection
-    data: bytes
+    Transports issue their AT commands on :attr:`engine`, keep :attr:`retention` (module-wide,
+    ``AT+RETENTION``) through the three retention members, and report every chunk of received data with
+    :meth:`data_received` (:meth:`Connection._feed` does that for them).
+    """
+
+    @property
+    def url(self) -> str:
+        """The modem's device path or pyserial URL."""
+        ...
+
+    @property
+    def engine(self) -> AtEngine:
+        """The AT engine of the module."""
+        ...
+
+    @property
+    def state(self) -> LinkState:
+        """The modem's link state."""
+        ...
+
+    @property
+    def status(self) -> ModemStatus:
+        """The last known status (local IP address, registration, PSM …)."""
+        ...
+
+    @property
+    def retention(self) -> bool | None:
+        """Whether the module keeps its sockets across PSM (None: not known)."""
+        ...
+
+    async def refresh(self) -> ModemStatus:
+        """Query the module and return the fresh status."""
+        ...
+
+    async def set_retention(self, enabled: bool) -> None:
+        """Set ``AT+RETENTION``."""
+        ...
+
+    async def read_retention(self) -> bool:
+        """Read ``AT+RETENTION?`` (and record it in :attr:`retention`)."""
+        ...
+
+    def data_received(self, connection: Connection, data: bytes) -> None:
+        """Tell plugins and subscribers that ``data`` arrived on ``connection`` (queued for its owner)."""
+        ...
 
 
 class ReceiveTimeoutError(SocketError, TimeoutError):
@@ -176,7 +224,7 @@ class Connection:
             self._check_open()
             await self._do_send_to(payload, host, port, **options)
 
-    async def receive(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - public API (DESIGN.md)
+    async def receive(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - public API
         """Return the next received datagram (UDP) or chunk (TCP), waiting up to ``timeout`` seconds.
 
         Data already queued is returned even after the connection closed.
@@ -188,7 +236,7 @@ class Connection:
         data, _sender = await self.receive_from(timeout)
         return data
 
-    async def receive_from(self, timeout: float | None = None) -> tuple[bytes, Address]:  # noqa: ASYNC109 - public API (DESIGN.md)
+    async def receive_from(self, timeout: float | None = None) -> tuple[bytes, Address]:  # noqa: ASYNC109 - public API
         """Like :meth:`receive`, also returning the sender's ``(host, port)``."""
         try:
             async with asyncio.timeout(timeout):
@@ -369,7 +417,7 @@ class Server:
         state = " closed" if self._closed else ""
         return f"<{type(self).__name__} {self.transport_name} tcp :{self.port}{state}>"
 
-    async def accept(self, timeout: float | None = None) -> Connection:  # noqa: ASYNC109 - public API (DESIGN.md)
+    async def accept(self, timeout: float | None = None) -> Connection:  # noqa: ASYNC109 - public API
         """Return the next accepted client connection, waiting up to ``timeout`` seconds.
 
         :raises ReceiveTimeoutError: no client connected in time
@@ -441,12 +489,14 @@ class Transport(abc.ABC):
     Subclasses set the class attributes ``name`` and ``capabilities`` and implement :meth:`open_connection`;
     those with a server mode implement :meth:`listen`. They are registered with the
     ``sim7020_register_transports`` hook and built by the modem with ``cls(modem)`` on first use.
+
+    :ivar modem: the modem that carries the transport (seen through :class:`TransportHost`)
     """
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         self.modem = modem
         self.connections: list[Connection] = []
         self.servers: list[Server] = []
@@ -507,17 +557,12 @@ class Transport(abc.ABC):
             self.servers.remove(server)
 
     def _notify_data(self, connection: Connection, data: bytes) -> None:
-        """Tell plugins (``sim7020_data_received``) and the modem's subscribers (a ``data`` ModemEvent whose
-        ``data`` is a :class:`ReceivedData`) that data arrived; their failures are only logged."""
-        pm = getattr(self.modem, "plugins", None)
-        if pm is not None:
-            notify_each(pm, "sim7020_data_received", connection=connection, data=data)
-        publish = getattr(self.modem, "publish", None)
-        if publish is not None:
-            try:
-                publish("data", data=ReceivedData(connection, data))
-            except Exception:
-                _LOGGER.exception("publishing the data event of %r failed", connection)
+        """Tell the modem that data arrived (it calls the ``sim7020_data_received`` hook and publishes a
+        ``data`` event); a failure there is only logged, the owner has the data anyway."""
+        try:
+            self.modem.data_received(connection, data)
+        except Exception:
+            _LOGGER.exception("telling the modem about data received on %r failed", connection)
 
 
 __all__ = [
@@ -527,7 +572,7 @@ __all__ = [
     "Capabilities",
     "Connection",
     "ReceiveTimeoutError",
-    "ReceivedData",
     "Server",
     "Transport",
+    "TransportHost",
 ]

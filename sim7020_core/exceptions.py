@@ -96,11 +96,7 @@ class CommandNotAllowedError(Sim7020Error):
     """A raw AT command would break the driver's session (ATE1, AT+IPR, AT+CFUN …) and was refused."""
 
 
-class ConnectionError_(Sim7020Error):
-    """Base for errors on a data connection."""
-
-
-class SocketError(ConnectionError_):
+class SocketError(Sim7020Error):
     """A data connection failed or was closed; ``code`` is the module's error code when known.
 
     :param message: what happened
@@ -161,7 +157,6 @@ __all__ = [
     "CommandNotAllowedError",
     "ConfigError",
     "ConnectionClosedError",
-    "ConnectionError_",
     "DataModeError",
     "ModemAsleepError",
     "NotRegisteredError",

@@ -1,178 +1,87 @@
-"""Plugin manager factory, transport and codec look-up, and the built-in payload codecs.
+"""The plugin registry: one :class:`PluginManager` per application, its factory, and the look-ups it serves.
 
-There is no import-time global plugin manager: :func:`make_plugin_manager` builds one per call. Built-in
-plugins are registered explicitly (:data:`DEFAULT_PLUGINS`, like datasette), third-party plugins come from the
-``sim7020.plugins`` entry-point group, and ``check_pending()`` then rejects any ``sim7020_*`` function that
-matches no hook (a misspelled hook name) with a :class:`~sim7020_core.exceptions.PluginError` naming the
-plugin and the hook.
+Whoever composes an application builds one plugin manager and hands it to everything that needs plugins: the
+CLI, the bridge (config validation, codecs, every modem), the Home Assistant entry, or :meth:`Modem.connect
+<sim7020_core.modem.Modem.connect>` when nobody passed one. :func:`async_make_plugin_manager` builds it in a
+worker thread, because importing plugins and reading entry points reads files (Home Assistant reports that as
+blocking the event loop).
+
+Every plugin, built-in or not, comes from the ``sim7020.plugins`` entry-point group: the built-in
+transports (``native``, ``cip``, ``transparent``, ``udp_extended``) and codecs (``codecs``) are entry points
+of the ``sim7020`` distribution, found exactly like a third party's. Then ``check_pending()`` rejects any
+``sim7020_*`` function that matches no hook (a misspelled hook name) with a
+:class:`~sim7020_core.exceptions.PluginError` naming the plugin and the hook.
+
+Hooks are called through ``pm.hook.<name>(...)``, so pluggy's ordering, wrappers and tracing apply:
+
+- ``sim7020_register_transports`` and ``sim7020_register_codecs`` are *historic*: the manager calls them
+  once when it is built (:meth:`pluggy.HookCaller.call_historic`) and pluggy calls every plugin registered
+  later, so a late ``pm.register(plugin)`` still adds its transports and codecs. The results are checked and
+  merged into the manager's tables as they arrive, and a plugin whose result is invalid (a name registered
+  twice, not a Transport subclass, a codec without ``decode``) is refused at registration with a PluginError
+  naming it.
+- The notification hooks (``sim7020_modem_state_changed``, ``sim7020_data_received``) promise that one
+  plugin's failure does not keep the others from being told. pluggy ends a call at the first exception, so
+  each of their implementations is wrapped once, when its plugin is registered, in a guard that logs the
+  failure (naming the plugin) and lets the call go on. ``sim7020_wake_modem`` implementations are guarded
+  the same way (a failing one counts as "tried and failed": False), and ``sim7020_register_urc_handlers``
+  implementations have their result checked and each handler guarded, naming the plugin. Hook wrappers
+  (``wrapper=True``) are left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import importlib
+import functools
 import importlib.metadata
 import inspect
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
 from . import hookspecs
-from .exceptions import PayloadError, PluginError
+from .codecs import CODEC_ALIASES, Codec
+from .connection import Transport
+from .exceptions import PluginError
+from .markers import PROJECT_NAME
 
 if TYPE_CHECKING:
-    from .at.engine import AtEngine, Urc
-    from .connection import Transport
-    from .modem import Modem, ModemEvent
+    from .at.engine import Urc
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Entry-point group third-party plugins register under.
+#: Entry-point group every plugin (built-in or third-party) registers under.
 ENTRY_POINT_GROUP = "sim7020.plugins"
 
-#: Built-in plugin modules, registered explicitly (by module name) before third-party plugins.
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "sim7020_core.plugins",
-    "sim7020_plugins.native",
-    "sim7020_plugins.cip",
-    "sim7020_plugins.transparent",
-    "sim7020_plugins.udp_extended",
-)
+_NOTIFICATION_HOOKS = ("sim7020_modem_state_changed", "sim7020_data_received")
 
 
-# --------------------------------------------------------------------------- codecs
+class PluginManager(pluggy.PluginManager):
+    """The pluggy plugin manager of sim7020, with the transports and codecs its plugins registered.
 
-
-@runtime_checkable
-class Codec(Protocol):
-    """Turns connection bytes into a publishable value and back (MQTT payloads, HA service fields)."""
-
-    name: str
-
-    def encode(self, data: bytes) -> str | bytes:
-        """Represent received bytes (raises PayloadError when the bytes cannot be represented)."""
-        ...
-
-    def decode(self, value: str | bytes) -> bytes:
-        """Turn a user-supplied value into the bytes to send (raises PayloadError naming what is wrong)."""
-        ...
-
-
-def _as_text(value: str | bytes, codec: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray | memoryview):
-        try:
-            return bytes(value).decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise PayloadError(f"{codec} payload must be ASCII text: {exc}") from None
-    raise PayloadError(f"{codec} payload must be str or bytes, not {type(value).__name__}")
-
-
-class RawCodec:
-    """Bytes unchanged; text is sent as UTF-8."""
-
-    name = "raw"
-
-    def encode(self, data: bytes) -> bytes:
-        return bytes(data)
-
-    def decode(self, value: str | bytes) -> bytes:
-        if isinstance(value, str):
-            return value.encode("utf-8")
-        if isinstance(value, bytes | bytearray | memoryview):
-            return bytes(value)
-        raise PayloadError(f"raw payload must be str or bytes, not {type(value).__name__}")
-
-
-class HexCodec:
-    """Lower-case hex text; decoding ignores whitespace and accepts either case."""
-
-    name = "hex"
-
-    def encode(self, data: bytes) -> str:
-        return bytes(data).hex()
-
-    def decode(self, value: str | bytes) -> bytes:
-        text = "".join(_as_text(value, "hex").split())
-        try:
-            return bytes.fromhex(text)
-        except ValueError as exc:
-            raise PayloadError(f"payload is not valid hex ({exc}): {text[:40]!r}") from None
-
-
-class Base64Codec:
-    """Standard base64 (RFC 4648) text; decoding is strict about the alphabet and padding."""
-
-    name = "base64"
-
-    def encode(self, data: bytes) -> str:
-        return base64.b64encode(bytes(data)).decode("ascii")
-
-    def decode(self, value: str | bytes) -> bytes:
-        text = "".join(_as_text(value, "base64").split())
-        try:
-            return base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise PayloadError(f"payload is not valid base64 ({exc}): {text[:40]!r}") from None
-
-
-class JsonCodec:
-    """JSON text carried as UTF-8; both directions check the payload really is JSON."""
-
-    name = "json"
-
-    def encode(self, data: bytes) -> str:
-        try:
-            text = bytes(data).decode("utf-8")
-            json.loads(text)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise PayloadError(f"received payload is not JSON ({exc}): {bytes(data)[:40]!r}") from None
-        return text
-
-    def decode(self, value: object) -> bytes:
-        if isinstance(value, bytes | bytearray | memoryview):
-            try:
-                value = bytes(value).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise PayloadError(f"JSON payload is not UTF-8: {exc}") from None
-        if isinstance(value, str):
-            try:
-                json.loads(value)
-            except ValueError as exc:
-                raise PayloadError(f"payload is not JSON ({exc}): {value[:40]!r}") from None
-            return value.encode("utf-8")
-        try:  # an already parsed value (dict, list, number …), e.g. from a HA service call
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise PayloadError(f"payload cannot be written as JSON: {exc}") from None
-
-
-BUILTIN_CODECS: dict[str, Codec] = {c.name: c for c in (RawCodec(), HexCodec(), Base64Codec(), JsonCodec())}
-
-
-@hookspecs.hookimpl
-def sim7020_register_codecs() -> Mapping[str, Codec]:
-    """Built-in codecs: raw, hex, base64, json."""
-    return BUILTIN_CODECS
-
-
-# ------------------------------------------------------------------ plugin manager
-
-
-class _PluginManager(pluggy.PluginManager):
-    """Treats every ``sim7020_*`` function of a plugin as a hook implementation, marked or not (as pytest
-    does for ``pytest_*``), so that ``check_pending()`` reports a misspelled hook instead of ignoring it.
+    Build it with :func:`make_plugin_manager` (or :func:`async_make_plugin_manager` inside an event loop).
+    Every ``sim7020_*`` function of a plugin is taken as a hook implementation, marked or not (as pytest does
+    for ``pytest_*``), so that ``check_pending()`` reports a misspelled hook instead of ignoring it.
     """
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+        self._transports: dict[str, type[Transport]] = {}
+        self._codecs: dict[str, Codec] = {}
+        self._owners: dict[tuple[str, str], str] = {}  # ("transport" | "codec", name) -> plugin name
+        self._registering: str | None = None  # the plugin whose historic results are arriving
+        # Historic: recorded now (no plugin yet) and replayed by pluggy for every plugin registered later.
+        self.hook.sim7020_register_transports.call_historic(result_callback=self._add_transports)
+        self.hook.sim7020_register_codecs.call_historic(result_callback=self._add_codecs)
+
+    # ------------------------------------------------------------------ registration
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is None and name.startswith(hookspecs.PROJECT_NAME + "_"):
+        if opts is None and name.startswith(PROJECT_NAME + "_"):
             method = getattr(plugin, name, None)
             if inspect.isroutine(method):
                 return pluggy.HookimplOpts(
@@ -185,219 +94,218 @@ class _PluginManager(pluggy.PluginManager):
                 )
         return opts
 
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Register ``plugin`` (see :meth:`pluggy.PluginManager.register`).
 
-def make_plugin_manager(
-    *,
-    load_entrypoints: bool = True,
-    plugins: Iterable[object] = (),
-    disable: Iterable[str] = (),
-) -> pluggy.PluginManager:
-    """Build a plugin manager with the built-in plugins, then third-party plugins, and validate them.
-
-    :param load_entrypoints: also load plugins from the ``sim7020.plugins`` entry-point group
-    :param plugins: extra plugin objects (modules or instances) to register, e.g. in tests
-    :param disable: names of plugins not to load (built-in module names or entry-point names)
-    :raises PluginError: a plugin cannot be imported, its hooks do not match the specifications, or it
-        defines a ``sim7020_*`` function that is no known hook (the message names the plugin and hook)
-    """
-    pm = _PluginManager(hookspecs.PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
-    blocked = set(disable)
-    for name in blocked:
-        pm.set_blocked(name)
-    for modname in DEFAULT_PLUGINS:
-        if modname in blocked:
-            continue
+        :raises PluginError: its hooks do not match the specifications, its name is taken, or the transports
+            or codecs it registers are invalid (the plugin is then not registered)
+        """
+        plugin_name = name or self.get_canonical_name(plugin)
+        self._registering = plugin_name
         try:
-            module = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name == modname:  # a built-in transport not shipped in this build
-                _LOGGER.debug("built-in plugin %s is not available", modname)
-                continue
-            raise PluginError(f"built-in plugin {modname} cannot be imported: {exc}") from exc
-        _register(pm, module, modname)
-    if load_entrypoints:
-        _load_entrypoints(pm, blocked)
-    for plugin in plugins:
-        _register(pm, plugin, None)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(_describe_validation_error(pm, exc)) from exc
-    return pm
+            registered = super().register(plugin, name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(self._describe_validation_error(exc)) from exc
+        except ValueError as exc:  # the name or the object is registered already
+            raise PluginError(f"plugin {plugin_name!r} cannot be registered: {exc}") from exc
+        except PluginError:
+            if self.is_registered(plugin):
+                self.unregister(plugin)
+            raise
+        finally:
+            self._registering = None
+        if registered is not None:
+            self._guard_implementations(plugin, registered)
+        return registered
 
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        """Unregister a plugin and forget the transports and codecs it registered."""
+        plugin_name = name if name is not None else (self.get_name(plugin) if plugin is not None else None)
+        removed = super().unregister(plugin, name)
+        if plugin_name is not None:
+            for kind, entry in [key for key, owner in self._owners.items() if owner == plugin_name]:
+                del self._owners[(kind, entry)]
+                table: dict[str, Any] = self._transports if kind == "transport" else self._codecs
+                table.pop(entry, None)
+        return removed
 
-async def async_make_plugin_manager(
-    *,
-    load_entrypoints: bool = True,
-    plugins: Iterable[object] = (),
-    disable: Iterable[str] = (),
-) -> pluggy.PluginManager:
-    """:func:`make_plugin_manager` in a worker thread: importing plugins and scanning entry points reads
-    files, which must not block the event loop (Home Assistant reports it as a blocking call)."""
-    return await asyncio.to_thread(
-        make_plugin_manager, load_entrypoints=load_entrypoints, plugins=list(plugins), disable=list(disable)
-    )
-
-
-def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> None:
-    if pm.is_registered(plugin):
-        return
-    try:
-        pm.register(plugin, name=name)
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(_describe_validation_error(pm, exc)) from exc
-    except ValueError as exc:  # duplicate name
-        raise PluginError(f"plugin {name or plugin!r} cannot be registered: {exc}") from exc
-
-
-def _load_entrypoints(pm: pluggy.PluginManager, blocked: set[str]) -> None:
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in blocked or pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
-            continue
-        try:
-            plugin = ep.load()
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {ep.name!r} (entry point {ep.value!r} in group {ENTRY_POINT_GROUP!r}) "
-                f"cannot be loaded: {type(exc).__name__}: {exc}"
-            ) from exc
-        if pm.is_registered(plugin):  # a built-in also listed as an entry point
-            continue
-        _register(pm, plugin, ep.name)
-
-
-def _describe_validation_error(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> str:
-    plugin_name = pm.get_name(exc.plugin) or repr(exc.plugin)
-    hooks = ", ".join(sorted(n for n in dir(pm.hook) if n.startswith(hookspecs.PROJECT_NAME + "_")))
-    unknown = [
-        name
-        for name, caller in vars(pm.hook).items()
-        if isinstance(caller, pluggy.HookCaller)
-        and not caller.has_spec()
-        and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
-    ]
-    if unknown:
-        return (
-            f"plugin {plugin_name!r} implements unknown hook(s) {', '.join(sorted(unknown))} "
-            f"(known hooks: {hooks})"
-        )
-    return f"plugin {plugin_name!r} is invalid: {exc}"
-
-
-# ----------------------------------------------------------------------- look-ups
-
-
-def transport_classes(pm: pluggy.PluginManager) -> dict[str, type[Transport]]:
-    """Every transport class the plugins register, by name.
-
-    :raises PluginError: a plugin returned something that is no Transport subclass, or two plugins register
-        the same name
-    """
-    from .connection import Transport
-
-    found: dict[str, type[Transport]] = {}
-    owners: dict[str, str] = {}
-    for impl in reversed(pm.hook.sim7020_register_transports.get_hookimpls()):
-        result = cast("Iterable[object] | None", impl.function())
-        for cls in result or ():
+    def _add_transports(self, result: object) -> None:
+        plugin = self._registering or "?"
+        for cls in cast("Iterable[object]", result or ()):
             if not (isinstance(cls, type) and issubclass(cls, Transport)):
                 raise PluginError(
-                    f"plugin {impl.plugin_name!r} returned {cls!r} from sim7020_register_transports, "
+                    f"plugin {plugin!r} returned {cls!r} from sim7020_register_transports, "
                     "not a Transport subclass"
                 )
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name:
-                raise PluginError(
-                    f"transport class {cls.__qualname__} of plugin {impl.plugin_name!r} has no name"
-                )
-            if name in found and found[name] is not cls:
-                raise PluginError(
-                    f"transport {name!r} is registered by both {owners[name]!r} and {impl.plugin_name!r}"
-                )
-            found[name] = cls
-            owners[name] = impl.plugin_name
-    return found
+                raise PluginError(f"transport class {cls.__qualname__} of plugin {plugin!r} has no name")
+            self._claim("transport", name, plugin)
+            self._transports[name] = cls
 
-
-def get_transport_class(pm: pluggy.PluginManager, name: str) -> type[Transport]:
-    """The transport class called ``name``.
-
-    :raises PluginError: no plugin provides it (the message lists the available transports)
-    """
-    classes = transport_classes(pm)
-    try:
-        return classes[name]
-    except KeyError:
-        available = ", ".join(sorted(classes)) or "none"
-        raise PluginError(f"no transport named {name!r} (available: {available})") from None
-
-
-def codecs(pm: pluggy.PluginManager) -> dict[str, Codec]:
-    """Every payload codec the plugins register, by name (the built-ins plus third-party ones).
-
-    :raises PluginError: a codec lacks encode/decode, or two plugins register the same name
-    """
-    found: dict[str, Codec] = {}
-    owners: dict[str, str] = {}
-    for impl in reversed(pm.hook.sim7020_register_codecs.get_hookimpls()):
-        table = cast("Mapping[str, object] | None", impl.function())
-        for name, codec in (table or {}).items():
+    def _add_codecs(self, result: object) -> None:
+        plugin = self._registering or "?"
+        if result is None:
+            return
+        if not isinstance(result, Mapping):
+            raise PluginError(
+                f"plugin {plugin!r} returned {type(result).__name__} from sim7020_register_codecs, "
+                "not a mapping of name to codec"
+            )
+        for name, codec in result.items():
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {plugin!r} registered a codec without a name: {name!r}")
             if not isinstance(codec, Codec):
-                raise PluginError(f"codec {name!r} of plugin {impl.plugin_name!r} lacks encode()/decode()")
-            if name in found and found[name] is not codec:
-                raise PluginError(
-                    f"codec {name!r} is registered by both {owners[name]!r} and {impl.plugin_name!r}"
-                )
-            found[name] = codec
-            owners[name] = impl.plugin_name
-    return found
+                raise PluginError(f"codec {name!r} of plugin {plugin!r} lacks encode()/decode()")
+            self._claim("codec", name, plugin)
+            self._codecs[name] = codec
+
+    def _claim(self, kind: str, name: str, plugin: str) -> None:
+        owner = self._owners.get((kind, name))
+        if owner is not None and owner != plugin:
+            raise PluginError(f"{kind} {name!r} is registered by both {owner!r} and {plugin!r}")
+        self._owners[(kind, name)] = plugin
+
+    def _guard_implementations(self, plugin: object, plugin_name: str) -> None:
+        """Wrap this plugin's implementations of the guarded hooks (see the module docstring)."""
+        guards: dict[str, Callable[[Callable[..., Any], str], Callable[..., Any]]] = dict.fromkeys(
+            _NOTIFICATION_HOOKS, _notification_guard
+        )
+        guards["sim7020_wake_modem"] = _wake_guard
+        guards["sim7020_register_urc_handlers"] = _urc_handlers_guard
+        for hook_name, guard in guards.items():
+            caller: pluggy.HookCaller = getattr(self.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
+                    # HookImpl.function is what pluggy calls; the guard keeps its arguments as they are.
+                    object.__setattr__(impl, "function", guard(impl.function, plugin_name))
+
+    def _describe_validation_error(self, exc: pluggy.PluginValidationError) -> str:
+        plugin_name = self.get_name(exc.plugin) or self._registering or repr(exc.plugin)
+        unknown = [
+            name
+            for name, caller in vars(self.hook).items()
+            if isinstance(caller, pluggy.HookCaller)
+            and not caller.has_spec()
+            and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
+        ]
+        if unknown:
+            return (
+                f"plugin {plugin_name!r} implements unknown hook(s) {', '.join(sorted(unknown))} "
+                f"(known hooks: {', '.join(_hook_names())})"
+            )
+        return f"plugin {plugin_name!r} is invalid: {exc}"
+
+    def check_pending(self) -> None:
+        """Refuse ``sim7020_*`` functions that match no hook (see :meth:`pluggy.PluginManager.check_pending`).
+
+        :raises PluginError: naming the plugin and the unknown hook, and listing the known hooks
+        """
+        try:
+            super().check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(self._describe_validation_error(exc)) from exc
+
+    # ------------------------------------------------------------------ look-ups
+
+    @property
+    def transports(self) -> Mapping[str, type[Transport]]:
+        """Every transport class the plugins registered, by name."""
+        return dict(self._transports)
+
+    @property
+    def codecs(self) -> Mapping[str, Codec]:
+        """Every payload codec the plugins registered, by name."""
+        return dict(self._codecs)
+
+    def transport_class(self, name: str) -> type[Transport]:
+        """The transport class called ``name``.
+
+        :raises PluginError: no plugin provides it (the message lists the installed transports)
+        """
+        try:
+            return self._transports[name]
+        except KeyError:
+            raise PluginError(
+                f"no transport named {name!r} (available: {_choices(self._transports)})"
+            ) from None
+
+    def codec(self, name: str) -> Codec:
+        """The payload codec called ``name``, or named by an older spelling in
+        :data:`~sim7020_core.codecs.CODEC_ALIASES`.
+
+        :raises PluginError: no plugin provides it (the message lists the installed codecs)
+        """
+        try:
+            return self._codecs[name]
+        except KeyError:
+            pass
+        try:
+            return self._codecs[CODEC_ALIASES[name]]
+        except KeyError:
+            raise PluginError(
+                f"no payload encoding named {name!r} (available: {_choices(self._codecs)})"
+            ) from None
 
 
-def get_codec(pm: pluggy.PluginManager | None, name: str) -> Codec:
-    """The codec called ``name`` (``pm`` None: built-in codecs only).
-
-    :raises PluginError: no such codec (the message lists the available ones)
-    """
-    table = BUILTIN_CODECS if pm is None else codecs(pm)
-    try:
-        return table[name]
-    except KeyError:
-        raise PluginError(
-            f"no payload encoding named {name!r} (available: {', '.join(sorted(table))})"
-        ) from None
+def _choices(table: Mapping[str, object]) -> str:
+    if table:
+        return ", ".join(sorted(table))
+    return (
+        f"none; is the sim7020 distribution installed? its plugins are entry points of {ENTRY_POINT_GROUP!r}"
+    )
 
 
-def install_urc_handlers(pm: pluggy.PluginManager, modem: Modem, engine: AtEngine) -> Callable[[], None]:
-    """Call ``sim7020_register_urc_handlers(modem)`` and install the handlers on ``engine``.
+def _hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith(PROJECT_NAME + "_"))
 
-    Returns a function that removes them all (call it when the modem closes or swaps engines).
 
-    :raises PluginError: a plugin returned something that is not a mapping of prefix to callable
-    """
-    removers: list[Callable[[], None]] = []
-    for impl in pm.hook.sim7020_register_urc_handlers.get_hookimpls():
-        handlers = impl.function(modem=modem)
+def _notification_guard(function: Callable[..., Any], plugin: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def guarded(*args: Any) -> None:
+        try:
+            function(*args)
+        except Exception:
+            _LOGGER.exception("plugin %r failed in %s", plugin, function.__name__)
+
+    return guarded
+
+
+def _wake_guard(function: Callable[..., Any], plugin: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def guarded(*args: Any) -> bool | None:
+        try:
+            result = function(*args)
+        except Exception:
+            _LOGGER.exception("plugin %r failed to wake the module", plugin)
+            return False
+        return None if result is None else bool(result)
+
+    return guarded
+
+
+def _urc_handlers_guard(function: Callable[..., Any], plugin: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def checked(*args: Any) -> dict[str, Callable[[Urc], None]] | None:
+        handlers = function(*args)
         if handlers is None:
-            continue
+            return None
         if not isinstance(handlers, Mapping):
             raise PluginError(
-                f"plugin {impl.plugin_name!r} returned {type(handlers).__name__} from "
+                f"plugin {plugin!r} returned {type(handlers).__name__} from "
                 "sim7020_register_urc_handlers, not a mapping of URC prefix to handler"
             )
+        checked_handlers: dict[str, Callable[[Urc], None]] = {}
         for prefix, handler in handlers.items():
             if not isinstance(prefix, str) or not prefix or not callable(handler):
-                raise PluginError(f"plugin {impl.plugin_name!r} registered an invalid URC handler {prefix!r}")
-            removers.append(engine.add_urc_handler(prefix, _guarded(handler, impl.plugin_name)))
+                raise PluginError(f"plugin {plugin!r} registered an invalid URC handler {prefix!r}")
+            checked_handlers[prefix] = _guarded_urc_handler(handler, plugin)
+        return checked_handlers
 
-    def remove_all() -> None:
-        while removers:
-            removers.pop()()
-
-    return remove_all
+    return checked
 
 
-def _guarded(handler: Callable[[Urc], None], plugin: str) -> Callable[[Urc], None]:
+def _guarded_urc_handler(handler: Callable[[Urc], None], plugin: str) -> Callable[[Urc], None]:
     def call(urc: Urc) -> None:
         try:
             handler(urc)
@@ -407,51 +315,71 @@ def _guarded(handler: Callable[[Urc], None], plugin: str) -> Callable[[Urc], Non
     return call
 
 
-def wake_modem(pm: pluggy.PluginManager, modem: Modem) -> bool | None:
-    """Ask plugins to wake the module (``sim7020_wake_modem``, firstresult); a failing plugin means False."""
-    try:
-        result = pm.hook.sim7020_wake_modem(modem=modem)
-    except Exception:
-        _LOGGER.exception("a sim7020_wake_modem hook failed")
-        return False
-    return None if result is None else bool(result)
+# ------------------------------------------------------------------ factory
 
 
-def notify_state_changed(pm: pluggy.PluginManager, modem: Modem, event: ModemEvent) -> None:
-    """Call ``sim7020_modem_state_changed`` on each plugin; a failing one is logged, the others still run."""
-    notify_each(pm, "sim7020_modem_state_changed", modem=modem, event=event)
+def make_plugin_manager(
+    *,
+    load_entrypoints: bool = True,
+    plugins: Iterable[object] = (),
+    disable: Iterable[str] = (),
+) -> PluginManager:
+    """Build a plugin manager with the plugins of the ``sim7020.plugins`` entry points, and validate them.
 
+    This reads files (entry points, plugin modules): in an event loop use :func:`async_make_plugin_manager`.
 
-def notify_each(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> None:
-    """Call a notification hook on each plugin in turn (pluggy's order), isolating their failures.
-
-    Unlike ``pm.hook.<name>(...)``, one plugin raising does not keep the others from being told.
+    :param load_entrypoints: load the plugins of the entry-point group (the built-in transports and codecs are
+        entry points too: without them only ``plugins`` are registered)
+    :param plugins: extra plugin objects (modules or instances) to register after the entry points, e.g. in
+        tests or for a vendored copy that has no entry points
+    :param disable: entry-point names not to load (``native``, ``cip``, ``codecs``, a third party's name …)
+    :raises PluginError: a plugin cannot be imported, its hooks do not match the specifications, it defines a
+        ``sim7020_*`` function that is no known hook, or it registers an invalid or duplicate transport or
+        codec (the message names the plugin)
     """
-    caller: pluggy.HookCaller = getattr(pm.hook, hook)
-    for impl in reversed(caller.get_hookimpls()):
+    pm = PluginManager()
+    for name in disable:
+        pm.set_blocked(name)
+    if load_entrypoints:
+        _load_entrypoints(pm)
+    for plugin in plugins:
+        if not pm.is_registered(plugin):
+            pm.register(plugin)
+    pm.check_pending()
+    return pm
+
+
+async def async_make_plugin_manager(
+    *,
+    load_entrypoints: bool = True,
+    plugins: Iterable[object] = (),
+    disable: Iterable[str] = (),
+) -> PluginManager:
+    """:func:`make_plugin_manager` in a worker thread, so the event loop never waits for the file reads."""
+    return await asyncio.to_thread(
+        make_plugin_manager, load_entrypoints=load_entrypoints, plugins=list(plugins), disable=list(disable)
+    )
+
+
+def _load_entrypoints(pm: PluginManager) -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+            continue
         try:
-            impl.function(*(kwargs[arg] for arg in impl.argnames))
-        except Exception:
-            _LOGGER.exception("plugin %r failed in %s", impl.plugin_name, hook)
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {ep.name!r} (entry point {ep.value!r} in group {ENTRY_POINT_GROUP!r}) "
+                f"cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from exc
+        if pm.is_registered(plugin):  # the same module listed twice
+            continue
+        pm.register(plugin, name=ep.name)
 
 
 __all__ = [
-    "BUILTIN_CODECS",
-    "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
-    "Base64Codec",
-    "Codec",
-    "HexCodec",
-    "JsonCodec",
-    "RawCodec",
+    "PluginManager",
     "async_make_plugin_manager",
-    "codecs",
-    "get_codec",
-    "get_transport_class",
-    "install_urc_handlers",
     "make_plugin_manager",
-    "notify_each",
-    "notify_state_changed",
-    "transport_classes",
-    "wake_modem",
 ]

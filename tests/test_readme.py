@@ -92,7 +92,7 @@ def test_readme_automations_are_the_tested_ones() -> None:
 
 
 def test_readme_bridge_config_is_valid(tmp_path: Path) -> None:
-    from sim7020_core.config import load_config
+    from sim7020_core.bridge.config import load_config
 
     blocks = [b for b in readme_blocks("yaml") if b.startswith("mqtt:")]
     assert len(blocks) == 1

@@ -17,6 +17,7 @@ from homeassistant.helpers.typing import ConfigType
 from sim7020_core import Sim7020Error
 from sim7020_core.exceptions import PortBusyError, SimError
 from sim7020_core.modem import Modem, ModemOptions
+from sim7020_core.plugins import async_make_plugin_manager
 
 from .const import (
     CONF_BAUDRATE,
@@ -74,11 +75,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> b
     device: str = entry.data[CONF_DEVICE]
     issue_id = port_busy_issue_id(entry)
     try:
+        # The entry composes the application: one plugin manager (entry points read off the event loop),
+        # handed to the modem for its transports, codecs and hooks.
+        plugins = await async_make_plugin_manager()
         async with asyncio.timeout(CONNECT_TIMEOUT):
             modem = await Modem.connect(
                 device,
                 baudrate=entry.data.get(CONF_BAUDRATE, DEFAULT_BAUDRATE),
                 options=modem_options(entry),
+                plugin_manager=plugins,
             )
     except PortBusyError as err:
         ir.async_create_issue(

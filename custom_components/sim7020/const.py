@@ -77,4 +77,3 @@ ATTR_DEVICE_ID: Final = "device_id"
 ATTR_CLIENT_ID: Final = "client_id"
 
 PROTOCOLS: Final = ["udp", "tcp"]
-ENCODINGS: Final = ["text", "hex", "base64"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
-from sim7020_core import LinkState, PingReply, Sim7020Error
+from sim7020_core import LinkState, PingReply, Sim7020Error, StateChanged, StatusChanged
 from sim7020_core.exceptions import ConnectionClosedError
 
 from .const import (
@@ -40,8 +40,8 @@ from .const import (
 from .coordinator import AVAILABLE_STATES, Sim7020Coordinator
 
 if TYPE_CHECKING:
+    from sim7020_core import Modem, ModemEvent
     from sim7020_core.connection import Connection, Server
-    from sim7020_core.modem import Modem, ModemEvent
 
     from . import Sim7020ConfigEntry
 
@@ -172,21 +172,21 @@ class Sim7020Manager:
 
     @callback
     def _on_modem_event(self, event: ModemEvent) -> None:
-        """Reflect a :class:`ModemEvent` (status, state, reboot, psm) into Home Assistant."""
+        """Reflect a modem event (status, state, module reset, PSM) into Home Assistant."""
         asleep = self.modem.state is LinkState.ASLEEP
         if asleep != self._asleep:
             self._asleep = asleep
             self._emit_psm(asleep)
-        if event.kind == "status":
+        if isinstance(event, StatusChanged):
             self.coordinator.async_set_updated_data(event.status)
-        elif event.kind == "state":
+        elif isinstance(event, StateChanged):
             if event.state in AVAILABLE_STATES and not self.coordinator.last_update_success:
                 self.coordinator.async_set_updated_data(self.modem.status)
             else:
                 self.coordinator.async_update_listeners()
-            if event.state not in AVAILABLE_STATES and event.previous_state in AVAILABLE_STATES:
+            if event.state not in AVAILABLE_STATES and event.previous in AVAILABLE_STATES:
                 _LOGGER.info("%s is unavailable: %s", self.entry.title, event.reason or event.state)
-            elif event.state in AVAILABLE_STATES and event.previous_state not in AVAILABLE_STATES:
+            elif event.state in AVAILABLE_STATES and event.previous not in AVAILABLE_STATES:
                 _LOGGER.info("%s is available again", self.entry.title)
 
     @callback

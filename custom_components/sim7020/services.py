@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,7 +40,6 @@ from .const import (
     DEFAULT_RESPONSE_TIMEOUT,
     DEFAULT_TRANSPORT,
     DOMAIN,
-    ENCODINGS,
     PROTOCOLS,
     SERVICE_AT_COMMAND,
     SERVICE_DNS_LOOKUP,
@@ -80,7 +77,8 @@ SEND_SCHEMA = vol.All(
             vol.Optional(ATTR_PROTOCOL): vol.In(PROTOCOLS),
             vol.Optional(ATTR_CLIENT_ID): vol.All(vol.Coerce(int), vol.Range(min=1)),
             vol.Required(ATTR_PAYLOAD): cv.string,
-            vol.Optional(ATTR_ENCODING, default="text"): vol.In(ENCODINGS),
+            # any codec of the modem's plugin manager (raw, hex, base64, json, a plugin's; "text" = raw)
+            vol.Optional(ATTR_ENCODING, default="raw"): vol.All(cv.string, vol.Length(min=1)),
             vol.Optional(ATTR_TRANSPORT, default=DEFAULT_TRANSPORT): vol.All(cv.string, vol.Length(min=1)),
             vol.Optional(ATTR_WAIT_RESPONSE, default=False): cv.boolean,
             vol.Optional(ATTR_TIMEOUT, default=DEFAULT_RESPONSE_TIMEOUT): vol.All(
@@ -101,20 +99,25 @@ DNS_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_HOSTNAME): vol.All(cv.string
 AT_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_COMMAND): vol.All(cv.string, vol.Length(min=1))})
 
 
-def decode_payload(payload: str, encoding: str) -> bytes:
-    """Turn the action's ``payload`` into bytes; ServiceValidationError names what is wrong."""
+def decode_payload(manager: Sim7020Manager, payload: str, encoding: str) -> bytes:
+    """Turn the action's ``payload`` into bytes with the codec ``encoding`` of the modem's plugin manager;
+    ServiceValidationError names what is wrong (an unknown codec lists the available ones)."""
     try:
-        if encoding == "hex":
-            return bytes.fromhex(payload)
-        if encoding == "base64":
-            return base64.b64decode(payload, validate=True)
-    except (ValueError, binascii.Error) as err:
+        codec = manager.modem.plugins.codec(encoding)
+    except PluginError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_request",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    try:
+        return codec.decode(payload)
+    except PayloadError as err:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="invalid_payload",
             translation_placeholders={"encoding": encoding, "error": str(err)},
         ) from err
-    return payload.encode("utf-8")
 
 
 @callback
@@ -195,7 +198,7 @@ def _handler(
 
 
 async def _send(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
-    data = decode_payload(call.data[ATTR_PAYLOAD], call.data[ATTR_ENCODING])
+    data = decode_payload(manager, call.data[ATTR_PAYLOAD], call.data[ATTR_ENCODING])
     wait: bool = call.data[ATTR_WAIT_RESPONSE]
     if ATTR_CLIENT_ID in call.data:
         reply = await manager.async_send_to_client(

@@ -29,7 +29,7 @@ from ._common import UrcHandlers, urc_fields
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import AtEngine, UrcHandler
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ BEARER_UP = frozenset(
     }
 )
 
-_SESSIONS: weakref.WeakKeyDictionary[Modem, CipSession] = weakref.WeakKeyDictionary()
+_SESSIONS: weakref.WeakKeyDictionary[TransportHost, CipSession] = weakref.WeakKeyDictionary()
 
 
-def session_for(modem: Modem) -> CipSession:
+def session_for(modem: TransportHost) -> CipSession:
     """The modem's CIP session (created on first use)."""
     session = _SESSIONS.get(modem)
     if session is None:
@@ -85,7 +85,7 @@ def split_link(line: str) -> tuple[int | None, str]:
 class CipSession:
     """Who holds the module's CIP layer, in which mode, and whether the bearer is up."""
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         self.modem = modem
         self.mux: int | None = None  # the mode the module is in, when known
         self.cipmode: int | None = None  # AT+CIPMODE (1 = transparent), when known
@@ -161,8 +161,8 @@ class CipSession:
 
     async def state(self) -> str:
         """The ``STATE:`` of AT+CIPSTATUS (e.g. ``IP INITIAL``, ``IP STATUS``, ``IP PROCESSING``)."""
-        resp = await self.engine.command(
-            "AT+CIPSTATUS", until_urc="STATE:", timeout=SETTING_TIMEOUT, urc_timeout=CIPSTATUS_TIMEOUT
+        resp = await self.engine.command_with_urcs(
+            "AT+CIPSTATUS", "STATE:", timeout=SETTING_TIMEOUT, urc_timeout=CIPSTATUS_TIMEOUT
         )
         return resp.urcs[0].partition(":")[2].strip().upper()
 
@@ -265,7 +265,7 @@ class SingleLinkTransport(Transport, Generic[ConnT]):
     """What the single-link transports (``transparent``, ``udp_extended``) share: one connection at a time,
     holding the :class:`CipSession` (``AT+CIPMUX=0``) while it is open, and their URC handlers."""
 
-    def __init__(self, modem: Modem, urcs: Sequence[tuple[str, UrcHandler]]) -> None:
+    def __init__(self, modem: TransportHost, urcs: Sequence[tuple[str, UrcHandler]]) -> None:
         super().__init__(modem)
         self._conn: ConnT | None = None
         self._lock = asyncio.Lock()

@@ -1,6 +1,6 @@
 """The ``cip`` transport: SIM800-compatible multi-link TCP/UDP (``AT+CIPMUX=1``, six links; note chapter 6).
 
-Wire formats (application note 6.6-6.13, AT_NOTES 1.5):
+Wire formats (application note 6.6-6.13; the SIM800-series AT manual where the note is silent):
 
 - bearer: ``AT+CIPMUX=1``, ``AT+CSTT``, ``AT+CIICR``, ``AT+CIFSR`` (the state machine of 6.11, see
   :mod:`._cipcore`);
@@ -46,7 +46,7 @@ from ._common import BackgroundTasks, UrcHandlers, check_ip, check_options, chec
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import AtEngine, Urc
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,11 +110,8 @@ class CipConnection(Connection):
             chunk = data[start : start + CIPSEND_MAX]
             self._check_open()
             try:
-                await self.transport.engine.command(
-                    f"AT+CIPSEND={self.link},{len(chunk)}",
-                    data=chunk,
-                    timeout=const.CIPSEND_TIMEOUT,
-                    priority=const.Priority.LOW,
+                await self.transport.engine.send_data(
+                    f"AT+CIPSEND={self.link},{len(chunk)}", chunk, timeout=const.CIPSEND_TIMEOUT
                 )
             except AtCommandError as exc:
                 if self.closed:
@@ -206,7 +203,7 @@ class CipTransport(Transport):
         max_payload=MAX_TCP_SEND,
     )
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         super().__init__(modem)
         self._links: dict[int, CipConnection] = {}
         self._server: CipServer | None = None
@@ -336,11 +333,11 @@ class CipTransport(Transport):
 
     async def _remote_port(self, link: int) -> int | None:
         """The peer port of ``link`` from the ``C: <n>,<bearer>,"TCP","<ip>","<port>","<state>"`` lines."""
-        resp = await self.engine.command(
+        resp = await self.engine.command_with_urcs(
             "AT+CIPSTATUS",
-            until_urc="C:",
-            urc_count=MAX_LINKS,
-            partial_urcs=True,
+            "C:",
+            count=MAX_LINKS,
+            partial=True,
             timeout=SETTING_TIMEOUT,
             urc_timeout=CIPSTATUS_TIMEOUT,
         )

@@ -1,6 +1,6 @@
 """The ``native`` transport: the SIM7020's own socket commands (AT+CSOC, CSOCON, CSOSEND, CSOCL …).
 
-Wire formats (application note chapter 5, AT_NOTES 1.1):
+Wire formats (application note chapter 5):
 
 - open: ``AT+CSOC=<domain>,<type>,1`` → ``+CSOC: <id>`` (ids 0-4, five sockets), then
   ``AT+CSOCON=<id>,<port>,"<ip>"``;
@@ -59,13 +59,13 @@ from ._common import (
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import AtEngine
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Sockets the module holds at once (ids 0-4; AT_NOTES 1.1, application note 5.1).
+#: Sockets the module holds at once (ids 0-4; application note 5.1).
 MAX_SOCKETS = 5
-#: Payload bytes per AT+CSOSEND in hex mode (512 hex characters; AT_NOTES "safe rule").
+#: Payload bytes per AT+CSOSEND in hex mode (512 hex characters, the limit OneOS's SIM7020 driver keeps to).
 CSOSEND_CHUNK = 256
 #: Largest AT+CSODSEND (data mode) length in bytes: the module's 1460-byte limit (note 5.5; unverified for
 #: CSODSEND on hardware). The length is given, so every byte is data: CSODSEND is binary safe.
@@ -219,11 +219,8 @@ class NativeConnection(Connection):
             self._check_open()
             try:
                 if how == "data":
-                    await self.transport.engine.command(
-                        f"AT+CSODSEND={self.socket_id},{len(piece)}",
-                        data=piece,
-                        timeout=const.CSOSEND_TIMEOUT,
-                        priority=const.Priority.LOW,
+                    await self.transport.engine.send_data(
+                        f"AT+CSODSEND={self.socket_id},{len(piece)}", piece, timeout=const.CSOSEND_TIMEOUT
                     )
                 else:
                     hexdata = piece.hex().upper()
@@ -297,7 +294,7 @@ class NativeTransport(Transport):
         max_payload=MAX_TCP_SEND,
     )
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         super().__init__(modem)
         self._sockets: dict[int, NativeConnection | NativeServer] = {}
         self._stale: set[int] = set()  # ids the module may still hold (closed by PSM/errors, CSOCL pending)

@@ -34,7 +34,7 @@ from ._common import check_ip, check_options, check_port
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import Urc
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -121,7 +121,9 @@ class TransparentConnection(Connection):
         if self.in_data_mode:
             return
         try:
-            await self.transport.modem.engine.command("ATO", data_mode=self._on_data, timeout=CONNECT_TIMEOUT)
+            await self.transport.modem.engine.command_to_data_mode(
+                "ATO", self._on_data, timeout=CONNECT_TIMEOUT
+            )
         except AtCommandError as exc:
             self._link_gone(SocketError(f"{self!r}: the module could not resume data mode: {exc.final}"))
             raise self._closed_error() from exc
@@ -211,7 +213,7 @@ class TransparentTransport(SingleLinkTransport[TransparentConnection]):
         max_payload=None,
     )
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         # ``CLOSED`` / ``+PDP: DEACT`` while escaped (command mode) arrive as URCs
         super().__init__(
             modem, [(prefix, self._on_closed_urc) for prefix in ("CLOSED", "+PDP: DEACT", "PDP DEACT")]
@@ -248,7 +250,7 @@ class TransparentTransport(SingleLinkTransport[TransparentConnection]):
             cipmode=1,
         ) as engine:
             await self.session.start(None, proto, str(addr), port, others_open=False)
-            await engine.command("AT+CIPCHAN", data_mode=conn._on_data, timeout=CONNECT_TIMEOUT)
+            await engine.command_to_data_mode("AT+CIPCHAN", conn._on_data, timeout=CONNECT_TIMEOUT)
             conn.in_data_mode = True
         return conn
 

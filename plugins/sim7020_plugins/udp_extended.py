@@ -30,7 +30,7 @@ from ._common import check_ip, check_options, check_port
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import Urc
-    from sim7020_core.modem import Modem
+    from sim7020_core.connection import TransportHost
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -76,12 +76,7 @@ class UdpExtendedConnection(Connection):
             if target != self._target:
                 await engine.command(f'AT+CIPUDPMODE=2,"{target[0]}",{target[1]}', timeout=SETTING_TIMEOUT)
                 self._target = target
-            await engine.command(
-                f"AT+CIPSEND={len(data)}",
-                data=data,
-                timeout=const.CIPSEND_TIMEOUT,
-                priority=const.Priority.LOW,
-            )
+            await engine.send_data(f"AT+CIPSEND={len(data)}", data, timeout=const.CIPSEND_TIMEOUT)
         except AtCommandError as exc:
             if self.closed:
                 raise self._closed_error() from exc
@@ -115,7 +110,7 @@ class UdpExtendedTransport(SingleLinkTransport[UdpExtendedConnection]):
         max_payload=CIPSEND_MAX,
     )
 
-    def __init__(self, modem: Modem) -> None:
+    def __init__(self, modem: TransportHost) -> None:
         super().__init__(
             modem,
             [

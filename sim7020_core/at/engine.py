@@ -4,12 +4,24 @@
 (a priority lock decides who goes next), reads the answer through :class:`~.parser.AtParser` and
 routes every line that the command in flight does not want to the URC handlers.
 
+One method per command shape (as zigpy-znp's ``request`` and ``request_callback_rsp``):
+
+* :meth:`AtEngine.command`: a command and its answer (``AT+CSQ``; ``AT+CIPSTART`` whose real final result
+  comes after ``OK``);
+* :meth:`AtEngine.send_data`: a command that prompts ``>`` for data (``AT+CIPSEND``, ``AT+CSODSEND``);
+* :meth:`AtEngine.command_with_urcs`: a command that answers ``OK`` and then completion URCs
+  (``AT+CIPSTATUS`` → ``STATE:``, ``C:`` lines);
+* :meth:`AtEngine.command_to_data_mode`: a command that answers ``CONNECT`` and switches the line to
+  transparent data (``AT+CIPCHAN``, ``ATO``).
+
+All four share :meth:`AtEngine._exchange`, which writes the command and waits for its final result line.
+
 Which lines belong to the command in flight:
 
 * its echo (the module has echo on again after a reboot) is dropped;
 * ``OK``, ``ERROR``, ``+CME ERROR``, ``+CMS ERROR`` and the command's extra finals end it;
-* ``+NAME: …`` lines belong to it when ``NAME`` is the command's own name (``AT+CSQ`` → ``+CSQ``) or
-  one of ``response_prefixes``; other ``+X:`` lines are URCs, wherever they arrive;
+* ``+NAME: …`` lines belong to it when ``NAME`` is the command's own name (``AT+CSQ`` → ``+CSQ``); other
+  ``+X:`` lines are URCs, wherever they arrive;
 * bare lines are information lines, except the known bare URCs (``RDY``, ``CLOSED``, ``0, CLOSED``,
   ``CONNECT OK`` when not expected …) and lines starting with a registered bare handler prefix.
 
@@ -69,7 +81,7 @@ class AtResponse:
     :param lines: information lines (echo and URCs removed)
     :param final: the final result line ("OK", "SEND OK", "DATA ACCEPT: 0,10", "CONNECT OK", "ERROR" …)
     :param payloads: binary blocks that belonged to this response (e.g. CIPRXGET=2 data)
-    :param urcs: the completion URC lines when ``until_urc`` was used (e.g. ``+CDNSGIP: 1,…``)
+    :param urcs: the completion URC lines of :meth:`AtEngine.command_with_urcs` (e.g. ``STATE: IP INITIAL``)
     """
 
     command: str
@@ -158,7 +170,7 @@ _BARE_URC = re.compile(
     r"^(?:\d+\s*[,.]\s*)?(?:RDY|NORMAL POWER DOWN|PSM POWER DOWN|POWER DOWN|CLOSED|SERVER CLOSE|SERVER OK"
     r"|CONNECT OK|CONNECT FAIL|ALREADY CONNECT|SEND OK|SEND FAIL|CLOSE OK|PDP DEACT|SMS DONE|Call Ready"
     r"|REMOTE IP:.*|RECV FROM:.*|OVER-VOLTAGE.*|UNDER-VOLTAGE.*|SEND: \d+,\d+"
-    # AT+CIPSTATUS answers OK first, then these (application note 6.9, AT_NOTES 1.5)
+    # AT+CIPSTATUS answers OK first, then these (application note 6.9)
     r"|STATE: .*|[CS]: ?\d.*)$",
     re.IGNORECASE,
 )
@@ -290,6 +302,8 @@ class _PriorityLock:
 
 
 class _Pending:
+    """The command in flight (or a stale one whose late answer is still to be dropped)."""
+
     __slots__ = (
         "after_ok",
         "command",
@@ -302,7 +316,6 @@ class _Pending:
         "ok_seen",
         "own",
         "payloads",
-        "prefixes",
         "prompt_seen",
         "until_urc",
     )
@@ -315,7 +328,6 @@ class _Pending:
         finals: tuple[str, ...],
         after_ok: bool,
         data: bytes | None,
-        prefixes: tuple[str, ...],
         until_urc: str | None,
         data_mode: Callable[[bytes], None] | None,
         name: str | None = None,
@@ -326,7 +338,6 @@ class _Pending:
         self.finals = finals
         self.after_ok = after_ok
         self.data = data
-        self.prefixes = prefixes
         self.until_urc = until_urc
         self.data_mode = data_mode
         self.ok_seen = False
@@ -344,17 +355,14 @@ class _Deadline(NamedTuple):
 
 
 class _Collector:
-    """Collects the completion URCs of one command (``until_urc``)."""
+    """Collects the completion URCs of one command (:meth:`AtEngine.command_with_urcs`)."""
 
-    __slots__ = ("count", "done", "error", "filter", "lines", "prefix")
+    __slots__ = ("count", "done", "error", "lines", "prefix")
 
-    def __init__(
-        self, prefix: str, count: int, done: asyncio.Future[None], filt: Callable[[str], bool] | None
-    ) -> None:
+    def __init__(self, prefix: str, count: int, done: asyncio.Future[None]) -> None:
         self.prefix = prefix
         self.count = count
         self.done = done
-        self.filter = filt
         self.lines: list[str] = []
         self.error: BaseException | None = None
 
@@ -534,8 +542,8 @@ class AtEngine:
         """Send every received byte to ``on_data`` unparsed (transparent mode), starting with any
         bytes still in the parser's buffer.
 
-        To switch right when a command answers ``CONNECT`` (no byte lost between the two), pass
-        ``data_mode=on_data`` to :meth:`command` instead.
+        To switch right when a command answers ``CONNECT`` (no byte lost between the two), use
+        :meth:`command_to_data_mode` instead.
         """
         self._data_cb = on_data
         rest = self._parser.take_buffer()
@@ -572,7 +580,7 @@ class AtEngine:
         async with self._turn(Priority.HIGH, "+++"):
             fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             pending = _Pending(
-                "+++", fut, finals=(), after_ok=False, data=None, prefixes=(), until_urc=None, data_mode=None
+                "+++", fut, finals=(), after_ok=False, data=None, until_urc=None, data_mode=None
             )
             self._pending = pending
             try:
@@ -715,117 +723,211 @@ class AtEngine:
         *,
         timeout: float | None = None,  # noqa: ASYNC109
         priority: Priority = Priority.NORMAL,
-        data: bytes | None = None,
-        data_terminator: bytes = b"",
-        final: Collection[str] | None = None,
+        final: Collection[str] = (),
         after_ok: bool = False,
-        until_urc: str | None = None,
-        urc_count: int = 1,
-        urc_timeout: float | None = None,
-        urc_filter: Callable[[str], bool] | None = None,
-        partial_urcs: bool = False,
-        response_prefixes: Collection[str] = (),
-        data_mode: Callable[[bytes], None] | None = None,
         check: bool = True,
     ) -> AtResponse:
         """Send ``command`` (without CR) and return its answer.
 
         :param timeout: seconds for the final result; default :data:`const.DEFAULT_TIMEOUT`
         :param priority: queue priority (HIGH for the watchdog, LOW for bulk data)
-        :param data: bytes written after the ``>`` prompt (AT+CIPSEND, AT+CSODSEND)
-        :param data_terminator: written after ``data``, e.g. ``b"\\x1a"`` for CIPSEND without length
-        :param final: extra final-result prefixes, e.g. ``("SEND OK", "SEND FAIL")``; a leading link
-            number (``0, SEND OK``) is accepted
+        :param final: extra final-result prefixes, e.g. ``("SERVER OK",)``; a leading link number
+            (``0, CONNECT OK``) is accepted
         :param after_ok: ``OK`` is not final: wait for one of ``final`` after it (AT+CIPSTART → ``OK``,
             then ``CONNECT OK``)
-        :param until_urc: after ``OK``, also wait for URC(s) starting with this prefix (AT+CDNSGIP);
-            other commands may run meanwhile
-        :param urc_count: how many of those URCs (AT+CIPPING: one per echo)
-        :param urc_timeout: bound on waiting for them; default ``timeout``
-        :param urc_filter: only URCs for which this returns True count (e.g. the right host name)
-        :param partial_urcs: on ``urc_timeout`` return the URCs received so far instead of raising
-        :param response_prefixes: other ``+X`` line prefixes that belong to this command's answer
-        :param data_mode: switch to transparent data mode with this receiver as soon as the command
-            succeeds (AT+CIPCHAN, ATO → ``CONNECT``), so no byte after ``CONNECT`` is parsed
         :param check: raise on a failure final result; with ``check=False`` it is returned
-        :raises AtCommandError: ``ERROR`` (or ``SEND FAIL``, ``CONNECT FAIL`` …) when ``check``
+        :raises AtCommandError: ``ERROR`` (or ``CONNECT FAIL`` …) when ``check``
         :raises CmeError: ``+CME ERROR`` when ``check``; carries ``cme_code`` / ``cme_text``
-        :raises AtTimeoutError: no final result (or not enough URCs) in time
+        :raises AtTimeoutError: no final result in time
         :raises TransportError: the link is closed or was lost meanwhile
         """
-        prepared = _prepare(command, data is not None)
-        if urc_count < 1:
-            raise ValueError(f"urc_count must be at least 1, not {urc_count}")
+        prepared = _prepare(command, False)
+        finals = (*final, *prepared.finals) if final else prepared.finals
+        # A line "+NAME: …" can only be this command's answer when nothing else is expected: take it first.
+        own = prepared.own if not (final or after_ok) else None
+        pending, result = await self._exchange(
+            command, prepared, timeout, priority, finals=finals, after_ok=after_ok, own=own
+        )
+        return self._answer(pending, result, check)
+
+    async def send_data(
+        self,
+        command: str,
+        data: bytes,
+        *,
+        terminator: bytes = b"",
+        timeout: float | None = None,  # noqa: ASYNC109
+        priority: Priority = Priority.LOW,
+        check: bool = True,
+    ) -> AtResponse:
+        """Send ``command``, write ``data`` at its ``>`` prompt and return the answer
+        (``AT+CIPSEND=<n>,<len>`` → ``SEND OK``; ``AT+CSODSEND=<id>,<len>`` → ``DATA ACCEPT: <len>``, ``OK``).
+
+        The data is written by the receive path the moment the prompt is parsed, so nothing else can be
+        written in between; if the command times out before its prompt came, a late prompt is answered with
+        ESC (which cancels the send) instead of the data, so the module never takes the next command as data.
+
+        :param data: the bytes written after the prompt
+        :param terminator: written after ``data``, e.g. ``b"\\x1a"`` (Ctrl-Z) for CIPSEND without a length
+        :param priority: queue priority (default LOW: bulk data waits behind status queries)
+        :raises AtCommandError: ``ERROR``, ``SEND FAIL`` … when ``check``
+        :raises AtTimeoutError: no prompt or no final result in time
+        :raises TransportError: the link is closed or was lost meanwhile
+        """
+        prepared = _prepare(command, True)
+        payload = bytes(data) + terminator
+        pending, result = await self._exchange(
+            command, prepared, timeout, priority, finals=prepared.finals, data=payload
+        )
+        return self._answer(pending, result, check)
+
+    async def command_with_urcs(
+        self,
+        command: str,
+        until_urc: str,
+        *,
+        count: int = 1,
+        timeout: float | None = None,  # noqa: ASYNC109
+        urc_timeout: float | None = None,
+        partial: bool = False,
+        priority: Priority = Priority.NORMAL,
+    ) -> AtResponse:
+        """Send ``command``, wait for its ``OK``, then for ``count`` URCs starting with ``until_urc``; they
+        are returned in :attr:`AtResponse.urcs` (``AT+CIPSTATUS`` → ``OK``, then ``STATE: …``, ``C: …``).
+
+        Other commands may run while the URCs are awaited (the command lock is released at ``OK``).
+
+        :param until_urc: prefix of the completion URCs (``"STATE:"``)
+        :param count: how many of them
+        :param timeout: seconds for the final result; default :data:`const.DEFAULT_TIMEOUT`
+        :param urc_timeout: seconds for the URCs after the final result; default ``timeout``
+        :param partial: on ``urc_timeout`` return the URCs received so far instead of raising
+        :raises AtCommandError: the command failed (``ERROR`` / ``+CME ERROR``)
+        :raises AtTimeoutError: no final result, or (unless ``partial``) not enough URCs in time
+        """
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        prepared = _prepare(command, False)
+        # Listen before sending: a completion URC may arrive in the same read as the OK, or before it.
+        collector = _Collector(until_urc, count, asyncio.get_running_loop().create_future())
+        try:
+            pending, result = await self._exchange(
+                command,
+                prepared,
+                timeout,
+                priority,
+                finals=prepared.finals,
+                until_urc=until_urc,
+                collector=collector,
+            )
+            response = self._answer(pending, result, True)
+        except BaseException:
+            self._remove_collector(collector)
+            raise
+        limit = const.DEFAULT_TIMEOUT if timeout is None else timeout
+        urcs = await self._wait_collector(
+            command, collector, limit if urc_timeout is None else urc_timeout, partial
+        )
+        return AtResponse(command, response.lines, response.final, response.payloads, urcs)
+
+    async def command_to_data_mode(
+        self,
+        command: str,
+        on_data: Callable[[bytes], None],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        priority: Priority = Priority.NORMAL,
+    ) -> AtResponse:
+        """Send ``command`` (``AT+CIPCHAN``, ``ATO``) and, when it answers ``CONNECT``, switch the line to
+        data mode: from the byte after ``CONNECT`` on, received bytes go to ``on_data`` unparsed.
+
+        The switch happens in the receive path, in the same read as ``CONNECT``, so no byte of the data is
+        parsed as an answer. Leave data mode with :meth:`escape_data_mode` or :meth:`leave_data_mode`.
+
+        :raises AtCommandError: the module answered ``NO CARRIER``, ``ERROR`` … (still in command mode)
+        :raises AtTimeoutError: no final result in time
+        """
+        prepared = _prepare(command, False)
+        pending, result = await self._exchange(
+            command, prepared, timeout, priority, finals=prepared.finals, data_mode=on_data
+        )
+        return self._answer(pending, result, True)
+
+    async def _exchange(
+        self,
+        command: str,
+        prepared: _Prepared,
+        timeout: float | None,  # noqa: ASYNC109 - the command's bound, applied by the deadline timer
+        priority: Priority,
+        *,
+        finals: tuple[str, ...],
+        after_ok: bool = False,
+        data: bytes | None = None,
+        until_urc: str | None = None,
+        data_mode: Callable[[bytes], None] | None = None,
+        own: str | None = None,
+        collector: _Collector | None = None,
+    ) -> tuple[_Pending, str]:
+        """Write ``command`` and wait for its final result line (the part every command shape shares).
+
+        Returns the pending record (its lines and payloads) and the final result line.
+        """
         if self._data_cb is not None:
             raise DataModeError(f"cannot send {command!r}: the link is in transparent data mode")
         limit = const.DEFAULT_TIMEOUT if timeout is None else timeout
-        finals = (*final, *prepared.finals) if final else prepared.finals
-        payload = None if data is None else bytes(data) + data_terminator
-        collector: _Collector | None = None
-        loop = asyncio.get_running_loop()
         lock = self._lock
         if not lock.try_acquire():  # free: no timer needed (the common case, kept cheap)
             await self._wait_turn(priority, command)
         try:
             link = self._require_link()
             if self._stale is not None:
+                # A timed-out command's late answer may still come: wait for it (bounded) so that it is
+                # never taken for this command's answer.
                 await self._settle_stale()
             if self._data_cb is not None:
                 raise DataModeError(f"cannot send {command!r}: the link is in transparent data mode")
-            if until_urc is not None:
-                collector = _Collector(until_urc, urc_count, loop.create_future(), urc_filter)
+            if collector is not None:
                 self._collectors.append(collector)
-            fut: asyncio.Future[str] = loop.create_future()
             pending = _Pending(
                 command,
-                fut,
+                asyncio.get_running_loop().create_future(),
                 finals=finals,
                 after_ok=after_ok,
-                data=payload,
-                prefixes=tuple(p.upper() for p in response_prefixes) if response_prefixes else (),
+                data=data,
                 until_urc=until_urc,
                 data_mode=data_mode,
                 name=prepared.name,
             )
-            if prepared.own is not None and not (after_ok or until_urc or final or payload):
-                pending.own = prepared.own
+            pending.own = own
             self.stats.commands += 1
             self._recent.append(prepared.echo)
-            self._pending = pending  # registered before the write, no await in between
+            # Register the command before writing it, with no await in between: its answer may be parsed
+            # in the very next read.
+            self._pending = pending
             _LOGGER.debug("tx %r", command)
             try:
                 link.write(prepared.wire)
             except BaseException:
                 self._pending = None
-                if collector is not None:
-                    self._remove_collector(collector)
                 raise
             try:
                 # _wait_pending makes a timed-out or cancelled command stale itself
                 result = await self._wait_pending(pending, limit)
-            except BaseException:
-                if collector is not None:
-                    self._remove_collector(collector)
-                raise
             finally:
                 if self._pending is pending:
                     self._pending = None
         finally:
             lock.release()
+        return pending, result
+
+    def _answer(self, pending: _Pending, result: str, check: bool) -> AtResponse:
+        """The :class:`AtResponse` of a finished command; raises its error when ``check`` and it failed."""
         lines = pending.lines
         if result != "OK" and _is_failure(result):
             self.stats.errors += 1
-            if collector is not None:
-                self._remove_collector(collector)
             if check:
-                raise _error_for(command, result, lines)
-            return AtResponse(command, lines, result, pending.payloads)
-        urcs: list[str] = []
-        if collector is not None:
-            urcs = await self._wait_collector(
-                command, collector, limit if urc_timeout is None else urc_timeout, partial_urcs
-            )
-        return AtResponse(command, lines, result, pending.payloads, urcs)
+                raise _error_for(pending.command, result, lines)
+        return AtResponse(pending.command, lines, result, pending.payloads)
 
     async def _wait_collector(
         self, command: str, collector: _Collector, limit: float, partial: bool
@@ -1050,8 +1152,7 @@ class AtEngine:
         if first in "+*":
             if _URC_ONLY.match(line):
                 return True
-            key = _line_key(line)
-            return key != owner.name and key not in owner.prefixes
+            return _line_key(line) != owner.name
         if _BARE_URC.match(line):
             return True
         return any(prefix[0] not in "+*" and line.startswith(prefix) for prefix in self._handlers)
@@ -1089,11 +1190,7 @@ class AtEngine:
                 _LOGGER.debug("unhandled URC %r", line)
             return
         for collector in self._collectors:
-            if (
-                line.startswith(collector.prefix)
-                and len(collector.lines) < collector.count
-                and (collector.filter is None or collector.filter(line))
-            ):
+            if line.startswith(collector.prefix) and len(collector.lines) < collector.count:
                 collector.lines.append(line)
                 if len(collector.lines) >= collector.count and not collector.done.done():
                     collector.done.set_result(None)

@@ -29,18 +29,22 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import BridgeConfig, ModemConfig
-from ..exceptions import Sim7020Error
+from ..events import ModemEvent, ModuleReset
+from ..exceptions import ConfigError, PluginError, Sim7020Error
 from ..models import LinkState, ModemInfo, ModemStatus
 from .commands import CommandHandler
+from .config import BridgeConfig, ModemConfig
 from .discovery import discovery_payload, discovery_topic
 from .mqtt import MQTT_RECEIVE_MAXIMUM, IncomingMessage, MqttClient, MqttError, MqttRefusedError
 from .problems import ProblemLog
 from .queue import DurableQueue
-from .routes import Codec, RouteRunner
+from .routes import RouteRunner
 from .state_dir import open_state_file, prepare_state_dir
+
+if TYPE_CHECKING:
+    from ..plugins import PluginManager
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,40 +63,16 @@ SHUTDOWN_PUBLISH_TIMEOUT = 5.0
 #: Largest uplink message a route stores when its transport sets no smaller bound (bytes, after decoding).
 MAX_UPLINK_BYTES = 1024 * 1024
 
-ModemFactory = Callable[[ModemConfig], Awaitable[Any]]
+ModemFactory = Callable[[ModemConfig, "PluginManager"], Awaitable[Any]]
 
 
 class BridgeError(Sim7020Error):
     """The bridge cannot start (state directory locked, broker refused us …)."""
 
 
-def load_codecs() -> dict[str, Codec]:
-    """Payload codecs from the plugin system (built-ins plus third-party ``sim7020_register_codecs``)."""
-    from ..plugins import BUILTIN_CODECS, make_plugin_manager
-
-    codecs: dict[str, Codec] = dict(BUILTIN_CODECS)
-    try:
-        pm = make_plugin_manager()
-        for mapping in pm.hook.sim7020_register_codecs():
-            if mapping:
-                codecs.update(mapping)
-    except Sim7020Error as err:
-        _LOGGER.warning("plugins could not be loaded (%s); using the built-in codecs", err)
-    return codecs
-
-
-def load_payload_limits() -> dict[str, int | None]:
+def payload_limits(plugins: PluginManager) -> dict[str, int | None]:
     """Transport name → the largest payload one send accepts (``Capabilities.max_payload``; None: any)."""
-    from ..plugins import make_plugin_manager, transport_classes
-
-    try:
-        return {
-            name: cls.capabilities.max_payload
-            for name, cls in transport_classes(make_plugin_manager()).items()
-        }
-    except Sim7020Error as err:
-        _LOGGER.warning("plugins could not be loaded (%s); uplink sizes are checked at send only", err)
-        return {}
+    return {name: cls.capabilities.max_payload for name, cls in plugins.transports.items()}
 
 
 class EmulatedModemFactory:
@@ -102,7 +82,7 @@ class EmulatedModemFactory:
         self._emulators: dict[str, Any] = {}
         self._urls: dict[str, str] = {}
 
-    async def __call__(self, modem_cfg: ModemConfig) -> Any:
+    async def __call__(self, modem_cfg: ModemConfig, plugins: PluginManager) -> Any:
         from ..modem import Modem, ModemOptions
 
         url = modem_cfg.device
@@ -119,7 +99,7 @@ class EmulatedModemFactory:
                 _LOGGER.info("modem %s: built-in emulator on %s", modem_cfg.id, self._urls[modem_cfg.id])
             url = self._urls[modem_cfg.id]
         options = ModemOptions(poll_interval=modem_cfg.poll_interval)
-        modem = await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options)
+        modem = await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options, plugin_manager=plugins)
         if modem_cfg.apn and modem.status.apn != modem_cfg.apn:
             await modem.set_apn(modem_cfg.apn)
         return modem
@@ -148,7 +128,7 @@ class ModemBridge:
         modem_cfg: ModemConfig,
         *,
         queue: DurableQueue,
-        codecs: Mapping[str, Codec],
+        plugins: PluginManager,
         modem_factory: ModemFactory,
         problems: ProblemLog | None = None,
         payload_limits: Mapping[str, int | None] | None = None,
@@ -183,7 +163,7 @@ class ModemBridge:
             )
         self.modem: Any = None
         self._factory = modem_factory
-        self._codecs = codecs
+        self._plugins = plugins
         self._ready = asyncio.Event()
         self._modem_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -194,7 +174,7 @@ class ModemBridge:
             publish=self._publish_reply,
             base=self.base,
             allow_at=modem_cfg.at_commands,
-            codec=self._codecs.__getitem__,
+            codec=plugins.codec,
         )
         limits = payload_limits or {}
         self.routes = [
@@ -203,7 +183,7 @@ class ModemBridge:
                 host=self,
                 mqtt=self.data_mqtt or self.mqtt,
                 queue=queue,
-                codec=codecs[route.encoding],
+                codec=plugins.codec(route.encoding),
                 max_payload=min(limits.get(route.transport) or MAX_UPLINK_BYTES, MAX_UPLINK_BYTES),
             )
             for route in my_routes
@@ -271,7 +251,7 @@ class ModemBridge:
             self._publish_state(link=LinkState.CONNECTING.value)
             try:
                 async with asyncio.timeout(MODEM_CONNECT_TIMEOUT):
-                    modem = await self._factory(self.modem_cfg)
+                    modem = await self._factory(self.modem_cfg, self._plugins)
             except (Sim7020Error, TimeoutError, OSError) as err:
                 _LOGGER.warning(
                     "modem %s: cannot open %s (%s); retrying in %.0f s",
@@ -323,8 +303,8 @@ class ModemBridge:
         except (Sim7020Error, TimeoutError, OSError) as err:
             _LOGGER.debug("modem %s: close failed: %s", self.modem_cfg.id, err)
 
-    def _on_modem_event(self, event: Any) -> None:
-        if event.kind == "reboot":
+    def _on_modem_event(self, event: ModemEvent) -> None:
+        if isinstance(event, ModuleReset):
             for route in self.routes:
                 route.modem_reset()
         self._on_modem_state(event.state)
@@ -424,11 +404,21 @@ class Bridge:
     """The whole bridge: every configured modem, one durable queue, one state directory.
 
     :param config: the validated configuration
-    :param modem_factory: opens a modem for a :class:`ModemConfig` (default: :class:`EmulatedModemFactory`)
+    :param modem_factory: opens a modem for a :class:`ModemConfig` with the bridge's plugin manager (default:
+        :class:`EmulatedModemFactory`)
+    :param plugins: the application's plugin manager (transports, codecs, hooks of every modem); None builds
+        one from the installed plugins when the bridge starts (off the event loop)
     """
 
-    def __init__(self, config: BridgeConfig, *, modem_factory: ModemFactory | None = None) -> None:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        modem_factory: ModemFactory | None = None,
+        plugins: PluginManager | None = None,
+    ) -> None:
         self.config = config
+        self.plugins = plugins
         #: what needs an operator, shown in every modem's state (``problem``) and logged once
         self.problems = ProblemLog()
         self.queue = DurableQueue(config.state_dir / QUEUE_FILE, on_problem=self._storage_problem)
@@ -446,15 +436,19 @@ class Bridge:
                 _LOGGER.info(
                     "%d queued messages recovered from %s", self.queue.stats["recovered"], self.queue.path
                 )
-            codecs = load_codecs()
-            limits = load_payload_limits()
+            if self.plugins is None:
+                from ..plugins import async_make_plugin_manager
+
+                self.plugins = await async_make_plugin_manager()
+            self._check_routes(self.plugins)
+            limits = payload_limits(self.plugins)
             for modem_cfg in self.config.modems:
                 self.modems.append(
                     ModemBridge(
                         self.config,
                         modem_cfg,
                         queue=self.queue,
-                        codecs=codecs,
+                        plugins=self.plugins,
                         modem_factory=self.factory,
                         problems=self.problems,
                         payload_limits=limits,
@@ -465,6 +459,22 @@ class Bridge:
         except BaseException:
             await self.stop()
             raise
+
+    def _check_routes(self, plugins: PluginManager) -> None:
+        """Every route's transport and encoding must be installed (a configuration loaded without the plugin
+        manager was only checked for their form).
+
+        :raises ConfigError: one line per unknown name, listing the installed ones
+        """
+        problems: list[str] = []
+        for route in self.config.routes:
+            for lookup, name in ((plugins.transport_class, route.transport), (plugins.codec, route.encoding)):
+                try:
+                    lookup(name)
+                except PluginError as err:
+                    problems.append(f"{self.config.source}: route {route.name!r}: {err}")
+        if problems:
+            raise ConfigError(problems)
 
     async def stop(self) -> None:
         """Stop everything cleanly; queued messages stay in the state directory."""

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config, summary
 from ..exceptions import ConfigError
+from ..plugins import async_make_plugin_manager, make_plugin_manager
+from .config import load_config, summary
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _apply_log_level(args: argparse.Namespace) -> None:
 def check_config(args: argparse.Namespace) -> int:
     """Print every configuration error (exit 1) or a summary (exit 0)."""
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, plugins=make_plugin_manager())
     except ConfigError as err:
         for line in err.errors:
             print(line, file=sys.stderr)
@@ -91,8 +92,9 @@ async def run_bridge(args: argparse.Namespace) -> int:
     from .bridge import Bridge
 
     _apply_log_level(args)
+    plugins = await async_make_plugin_manager()  # the one plugin manager of this process
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, plugins=plugins)
     except ConfigError as err:
         for line in err.errors:
             print(line, file=sys.stderr)
@@ -103,7 +105,7 @@ async def run_bridge(args: argparse.Namespace) -> int:
         return await check_bridge(config, args.config)
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    bridge = Bridge(config)
+    bridge = Bridge(config, plugins=plugins)
     await bridge.start()
     unreachable = [m for m in bridge.modems if not m.mqtt.connected]
     if unreachable:

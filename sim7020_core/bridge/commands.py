@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import voluptuous as vol
 
-from ..exceptions import PayloadError, Sim7020Error
+from ..exceptions import PayloadError, PluginError, Sim7020Error
 from .mqtt import IncomingMessage
 
 _LOGGER = logging.getLogger(__name__)
@@ -325,7 +325,8 @@ class CommandHandler:
     :param publish: ``publish(topic, payload, correlation_data)``
     :param base: the modem's base topic
     :param allow_at: whether ``cmd/at`` is enabled
-    :param codec: ``codec(name)`` returns a codec with ``encode``/``decode`` (raises KeyError when unknown)
+    :param codec: ``codec(name)`` returns a codec with ``encode``/``decode`` (raises PluginError naming the
+        installed codecs when there is none by that name)
     """
 
     def __init__(
@@ -477,8 +478,8 @@ class CommandHandler:
         encoding = request["encoding"]
         try:
             codec = self._codec(encoding)
-        except KeyError:
-            raise CommandError(f"encoding: unknown encoding {encoding!r}") from None
+        except PluginError as err:
+            raise CommandError(f"encoding: {clip(str(err), MAX_QUOTED * 2)}") from None
         payload = request["payload"]
         if not isinstance(payload, str) and encoding != "json":
             raise CommandError("payload: must be a string unless encoding is json")

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from ..config import BridgeConfig, ModemConfig, MqttConfig, RouteConfig
 from ..exceptions import Sim7020Error
 from .bridge import Bridge
 from .broker import LocalBroker, free_port
+from .config import BridgeConfig, ModemConfig, MqttConfig, RouteConfig
 from .mqtt import IncomingMessage, MqttClient
 
 _LOGGER = logging.getLogger(__name__)

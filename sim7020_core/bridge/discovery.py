@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import __version__
 from ..models import ModemInfo
+from ..version import __version__
 
 ORIGIN = {"name": "sim7020-bridge", "sw": __version__, "url": "https://github.com/sim7020/sim7020"}
 #: Link states in which the modem's entities are available.

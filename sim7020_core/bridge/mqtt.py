@@ -37,8 +37,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ..config import MqttConfig
 from ..exceptions import Sim7020Error
+from .config import MqttConfig
 
 _LOGGER = logging.getLogger(__name__)
 

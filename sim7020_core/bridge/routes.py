@@ -20,8 +20,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..config import RouteConfig
+from ..codecs import Codec
 from ..exceptions import PayloadError, Sim7020Error, UnsupportedError
+from .config import RouteConfig
 from .mqtt import IncomingMessage, MqttClient
 from .queue import DurableQueue, QueueError
 
@@ -50,12 +51,6 @@ class RouteModemHost(Protocol):
     async def wait_ready(self) -> Any:
         """Return the connected modem once it is usable (awake, link up)."""
         ...
-
-
-class Codec(Protocol):
-    def encode(self, data: bytes) -> str | bytes: ...
-
-    def decode(self, value: str | bytes) -> bytes: ...
 
 
 class RouteRunner:

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..exceptions import Sim7020Error
+from ..version import __version__
 from .ports import ClientPort, PtyPort, TcpPort
 from .recorder import Recorder, TranscriptFile
 from .replayer import Replayer

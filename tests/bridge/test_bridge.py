@@ -20,7 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sim7020_core.bridge.bridge import Bridge, BridgeError
-from sim7020_core.config import load_config
+from sim7020_core.bridge.config import load_config
 
 from .conftest import MOSQUITTO_PASSWD, Broker, TlsFiles, Watcher
 
@@ -358,13 +358,14 @@ def test_state_payload_before_the_modem_answers(tmp_path: Path, broker: Broker) 
     config = load_config(write_config(tmp_path, broker))
     from sim7020_core.bridge.bridge import ModemBridge
     from sim7020_core.bridge.queue import DurableQueue
+    from sim7020_core.plugins import make_plugin_manager
 
     async def scenario() -> dict[str, Any]:
         mb = ModemBridge(
             config,
             config.modems[0],
             queue=DurableQueue(tmp_path / "q.sqlite3"),
-            codecs={},
+            plugins=make_plugin_manager(),
             modem_factory=None,  # type: ignore[arg-type]
         )
         return mb.state_payload()

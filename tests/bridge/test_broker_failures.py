@@ -20,7 +20,7 @@ import pytest
 from sim7020_core.bridge import mqtt as bridge_mqtt
 from sim7020_core.bridge.bridge import Bridge
 from sim7020_core.bridge.broker import free_port
-from sim7020_core.config import load_config
+from sim7020_core.bridge.config import load_config
 
 from .conftest import MOSQUITTO_PASSWD, Broker
 from .test_bridge import write_config

@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from sim7020_core.bridge.bridge import Bridge
+from sim7020_core.bridge.config import load_config
 from sim7020_core.bridge.queue import DurableQueue, QueueError
-from sim7020_core.config import load_config
 
 from .conftest import Broker, Watcher
 from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config

@@ -13,7 +13,8 @@ from typing import Any, cast
 import pytest
 
 from sim7020_core.bridge.bridge import Bridge
-from sim7020_core.config import load_config
+from sim7020_core.bridge.config import load_config
+from sim7020_core.events import ModemEvent
 
 from .conftest import Broker, Watcher
 from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config
@@ -211,9 +212,9 @@ async def test_uplink_survives_a_modem_reboot(
     events: list[tuple[str, str]] = []
     recovered = asyncio.Event()
 
-    def on_event(event: Any) -> None:
-        events.append((event.kind, event.state.value))
-        if ("reboot", "recovering") in events and event.state.value == "ready":
+    def on_event(event: ModemEvent) -> None:
+        events.append((type(event).__name__, event.state.value))
+        if ("ModuleReset", "recovering") in events and event.state.value == "ready":
             recovered.set()
 
     unsubscribe = modem.subscribe(on_event)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sim7020_core.bridge.bridge import LOCK_FILE, QUEUE_FILE, Bridge
-from sim7020_core.config import load_config
+from sim7020_core.bridge.config import load_config
 from sim7020_core.exceptions import Sim7020Error
 
 from .conftest import Broker

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from sim7020_core.bridge.bridge import Bridge
+from sim7020_core.bridge.config import load_config
 from sim7020_core.bridge.queue import QUEUE_WAL_SIZE_LIMIT, DurableQueue
-from sim7020_core.config import load_config
 
 from .conftest import Broker, Watcher
 from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config

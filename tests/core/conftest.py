@@ -5,7 +5,7 @@
 - ``link``: a :class:`sim7020_core.link.SerialLink` open to ``fake_modem``.
 - ``engine``: an :class:`sim7020_core.at.AtEngine` attached to ``link``.
 - ``fast_timeouts``: patches the engine's grace/sync constants in :mod:`sim7020_core.const` down so
-  timeout paths run in milliseconds (STYLE.md #6).
+  timeout paths run in milliseconds (every wait is a constant of sim7020_core/const.py).
 """
 
 from __future__ import annotations

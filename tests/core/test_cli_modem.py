@@ -266,3 +266,28 @@ def test_send_native_udp_round_trip(emulator: ThreadedEmulator, capsys: pytest.C
         assert peer.received == [b"hi there"]
     finally:
         peer.close()
+
+
+def test_send_with_a_plugin_codec(emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--encoding`` takes the codec of the third-party distribution (reverse) like a built-in one."""
+    if importlib.util.find_spec("sim7020_echo_plugin") is None:
+        pytest.fail("install the test plugin first: pip install tests/plugins/thirdparty")
+    peer = UdpEcho()
+    try:
+        code, _, err = run(
+            emulator, capsys, "send", "127.0.0.1", str(peer.port), "olleh", "--encoding", "reverse"
+        )
+        assert code == 0, err
+        assert peer.received == [b"hello"]
+    finally:
+        peer.close()
+
+
+def test_send_unknown_encoding_names_the_available_ones(
+    emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(emulator, capsys, "send", "127.0.0.1", "7", "x", "--encoding", "rot13")
+    assert code == 2
+    assert "no payload encoding named 'rot13'" in err
+    assert "base64, hex, json, raw" in err
+    assert len(err.strip().splitlines()) == 1

@@ -180,14 +180,14 @@ async def test_garbage_glued_to_a_final_never_resolves_wrongly(engine: AtEngine,
 
 async def test_prompt_command_writes_data(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CIPSEND=5", ["SEND OK"], prompt=True, data_len=5)
-    resp = await engine.command("AT+CIPSEND=5", data=b"he\r\nl")
+    resp = await engine.send_data("AT+CIPSEND=5", b"he\r\nl")
     assert resp.final == "SEND OK"
     assert fake_modem.data == [b"he\r\nl"]
 
 
 async def test_prompt_command_with_ctrl_z(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CIPSEND=0", ["0, SEND OK"], prompt=True)
-    resp = await engine.command("AT+CIPSEND=0", data=b"TCP test", data_terminator=b"\x1a")
+    resp = await engine.send_data("AT+CIPSEND=0", b"TCP test", terminator=b"\x1a")
     assert resp.final == "0, SEND OK"
     assert fake_modem.data == [b"TCP test"]
 
@@ -195,19 +195,19 @@ async def test_prompt_command_with_ctrl_z(engine: AtEngine, fake_modem) -> None:
 async def test_send_fail_raises(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CIPSEND", ["SEND FAIL"], prompt=True)
     with pytest.raises(AtCommandError) as info:
-        await engine.command("AT+CIPSEND", data=b"x", data_terminator=b"\x1a")
+        await engine.send_data("AT+CIPSEND", b"x", terminator=b"\x1a")
     assert info.value.final == "SEND FAIL"
 
 
 async def test_data_accept_final(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CIPSEND=0", ["DATA ACCEPT: 0,10"], prompt=True)
-    resp = await engine.command("AT+CIPSEND=0", data=b"1234567890", data_terminator=b"\x1a")
+    resp = await engine.send_data("AT+CIPSEND=0", b"1234567890", terminator=b"\x1a")
     assert resp.final == "DATA ACCEPT: 0,10"
 
 
 async def test_csodsend_data_accept_then_ok(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CSODSEND=0,3", ["DATA ACCEPT: 3", "OK"], prompt=True, data_len=3)
-    resp = await engine.command("AT+CSODSEND=0,3", data=b"abc")
+    resp = await engine.send_data("AT+CSODSEND=0,3", b"abc")
     assert resp.lines == ["DATA ACCEPT: 3"]
     assert resp.final == "OK"
     assert (await engine.command("AT")).final == "OK"  # nothing left over
@@ -250,7 +250,7 @@ async def test_cdnsgip_until_urc(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to(
         'AT+CDNSGIP="www.baidu.com"', ["OK", Pause(0.02), '+CDNSGIP: 1,"www.baidu.com","39.156.66.14"']
     )
-    resp = await engine.command('AT+CDNSGIP="www.baidu.com"', until_urc="+CDNSGIP", timeout=2)
+    resp = await engine.command_with_urcs('AT+CDNSGIP="www.baidu.com"', "+CDNSGIP", timeout=2)
     assert resp.urcs == ['+CDNSGIP: 1,"www.baidu.com","39.156.66.14"']
 
 
@@ -259,7 +259,7 @@ async def test_late_cdnsgip_times_out_and_does_not_disturb(engine: AtEngine, fak
     engine.add_urc_handler("+CDNSGIP", lambda u: got.append(u.line))
     fake_modem.reply_to('AT+CDNSGIP="slow.example"', ["OK", Pause(0.2), "+CDNSGIP: 0,8"])
     with pytest.raises(AtTimeoutError):
-        await engine.command('AT+CDNSGIP="slow.example"', until_urc="+CDNSGIP", urc_timeout=0.05)
+        await engine.command_with_urcs('AT+CDNSGIP="slow.example"', "+CDNSGIP", urc_timeout=0.05)
     fake_modem.reply_to("AT+CSQ", [Pause(0.25), "+CSQ: 20,0", "OK"])
     resp = await engine.command("AT+CSQ")
     assert resp.lines == ["+CSQ: 20,0"]
@@ -268,7 +268,7 @@ async def test_late_cdnsgip_times_out_and_does_not_disturb(engine: AtEngine, fak
 
 async def test_other_commands_run_while_waiting_for_urc(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to('AT+CDNSGIP="a.example"', ["OK"])
-    task = asyncio.ensure_future(engine.command('AT+CDNSGIP="a.example"', until_urc="+CDNSGIP", timeout=2))
+    task = asyncio.ensure_future(engine.command_with_urcs('AT+CDNSGIP="a.example"', "+CDNSGIP", timeout=2))
     await fake_modem.wait_for_command('AT+CDNSGIP="a.example"')
     fake_modem.reply_to("AT+CSQ", ["+CSQ: 20,0", '+CDNSGIP: 1,"a.example","10.0.0.1"', "OK"])
     assert (await engine.command("AT+CSQ")).lines == ["+CSQ: 20,0"]
@@ -280,14 +280,14 @@ async def test_cipping_counts_urcs(engine: AtEngine, fake_modem) -> None:
         'AT+CIPPING="61.135.169.121"',
         ["OK"] + [f"+CIPPING: {i},61.135.169.121,{i + 1},52" for i in range(1, 5)],
     )
-    resp = await engine.command('AT+CIPPING="61.135.169.121"', until_urc="+CIPPING", urc_count=4)
+    resp = await engine.command_with_urcs('AT+CIPPING="61.135.169.121"', "+CIPPING", count=4)
     assert [u.split(",")[0] for u in resp.urcs] == [f"+CIPPING: {i}" for i in range(1, 5)]
 
 
 async def test_cipping_partial(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to('AT+CIPPING="10.9.9.9",2', ["OK", "+CIPPING: 1,10.9.9.9,3,52"])
-    resp = await engine.command(
-        'AT+CIPPING="10.9.9.9",2', until_urc="+CIPPING", urc_count=2, urc_timeout=0.1, partial_urcs=True
+    resp = await engine.command_with_urcs(
+        'AT+CIPPING="10.9.9.9",2', "+CIPPING", count=2, urc_timeout=0.1, partial=True
     )
     assert resp.urcs == ["+CIPPING: 1,10.9.9.9,3,52"]
 
@@ -390,8 +390,8 @@ async def test_bad_command_text(engine: AtEngine) -> None:
         await engine.command("AT\r+CSQ")
     with pytest.raises(ValueError, match="empty"):
         await engine.command("  ")
-    with pytest.raises(ValueError, match="urc_count"):
-        await engine.command("AT+CIPPING=1", until_urc="+CIPPING", urc_count=0)
+    with pytest.raises(ValueError, match="count"):
+        await engine.command_with_urcs("AT+CIPPING=1", "+CIPPING", count=0)
 
 
 async def test_no_link(engine: AtEngine) -> None:
@@ -403,7 +403,7 @@ async def test_no_link(engine: AtEngine) -> None:
 async def test_transparent_data_mode(engine: AtEngine, fake_modem, fast_timeouts) -> None:
     received = bytearray()
     fake_modem.reply_to("AT+CIPCHAN", [b"\r\nCONNECT\r\n1234567890"], data_mode=True)
-    resp = await engine.command("AT+CIPCHAN", data_mode=received.extend)
+    resp = await engine.command_to_data_mode("AT+CIPCHAN", received.extend)
     assert resp.final == "CONNECT"
     assert engine.in_data_mode
     fake_modem.send_raw(b"\r\nOK\r\n+CSQ: raw")
@@ -423,7 +423,7 @@ async def test_transparent_data_mode(engine: AtEngine, fake_modem, fast_timeouts
 async def test_late_prompt_of_timed_out_send_is_cancelled(engine: AtEngine, fake_modem, fast_timeouts):
     fake_modem.reply_to("AT+CIPSEND", [Pause(0.1), b"\r\n> "])
     with pytest.raises(AtTimeoutError):
-        await engine.command("AT+CIPSEND", data=b"late", data_terminator=b"\x1a", timeout=0.03)
+        await engine.send_data("AT+CIPSEND", b"late", terminator=b"\x1a", timeout=0.03)
     await asyncio.sleep(0.15)
     assert fake_modem.raw_received.endswith(b"\x1b")
     assert b"late" not in fake_modem.raw_received
@@ -431,7 +431,7 @@ async def test_late_prompt_of_timed_out_send_is_cancelled(engine: AtEngine, fake
 
 async def test_cipstatus_state_lines_after_ok(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CIPSTATUS", ["OK", "STATE: CONNECT OK"])
-    resp = await engine.command("AT+CIPSTATUS", until_urc="STATE:")
+    resp = await engine.command_with_urcs("AT+CIPSTATUS", "STATE:")
     assert resp.urcs == ["STATE: CONNECT OK"]
 
 
@@ -439,7 +439,7 @@ async def test_multi_link_cipstatus_lines(engine: AtEngine, fake_modem) -> None:
     conns = [f'C: {i},,"","","","INITIAL"' for i in range(6)]
     fake_modem.reply_to("AT+CIPSTATUS", ["OK", "STATE: IP PROCESSING", 'S: 0,0,"8888","LISTENING"', *conns])
     async with engine.capture_urcs("C: ") as queue:
-        resp = await engine.command("AT+CIPSTATUS", until_urc="C: 5,")
+        resp = await engine.command_with_urcs("AT+CIPSTATUS", "C: 5,")
         assert resp.urcs == [conns[5]]
         assert [queue.get_nowait().line for _ in range(5)] == conns[:5]
 
@@ -462,7 +462,7 @@ async def test_dns_urc_overtaking_ok_still_reaches_capture(engine: AtEngine, fak
 
 async def test_final_inside_sent_data_is_still_final(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CIPSEND=7", ["SEND OK"], prompt=True, data_len=7)
-    resp = await engine.command("AT+CIPSEND=7", data=b"SEND OK")
+    resp = await engine.send_data("AT+CIPSEND=7", b"SEND OK")
     assert resp.final == "SEND OK"
 
 

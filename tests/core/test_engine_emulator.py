@@ -60,7 +60,7 @@ async def test_dns_lookup_until_urc(emu_engine) -> None:
     _, engine = emu_engine
     await engine.sync()
     await engine.command("ATE0")
-    resp = await engine.command('AT+CDNSGIP="example.com"', until_urc="+CDNSGIP", timeout=10)
+    resp = await engine.command_with_urcs('AT+CDNSGIP="example.com"', "+CDNSGIP", timeout=10)
     assert resp.urcs[0].startswith('+CDNSGIP: 1,"example.com"')
     assert "127.0.0.1" in resp.urcs[0]
 

@@ -27,7 +27,7 @@ async def test_multi_link_client_session(engine: AtEngine, fake_modem) -> None:
         after_ok=True,
     )
     assert resp.final == "0,CONNECT OK"
-    resp = await engine.command("AT+CIPSEND=0", data=b"TCP test", data_terminator=b"\x1a")
+    resp = await engine.send_data("AT+CIPSEND=0", b"TCP test", terminator=b"\x1a")
     assert resp.final == "0,SEND OK"
     assert fake_modem.data == [b"TCP test"]
     fake_modem.reply_to("AT+CIPCLOSE=0", ["0, CLOSE OK"])
@@ -40,7 +40,7 @@ async def test_quick_send_data_accept(engine: AtEngine, fake_modem) -> None:
     fake_modem.reply_to("AT+CIPQSEND=1", ["OK"])
     fake_modem.reply_to("AT+CIPSEND=0", ["DATA ACCEPT: 0,10"], prompt=True)
     await engine.command("AT+CIPQSEND=1")
-    resp = await engine.command("AT+CIPSEND=0", data=b"1234567890", data_terminator=b"\x1a")
+    resp = await engine.send_data("AT+CIPSEND=0", b"1234567890", terminator=b"\x1a")
     assert resp.final == "DATA ACCEPT: 0,10"
 
 

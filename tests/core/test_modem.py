@@ -14,6 +14,7 @@ import pytest
 from sim7020_core import const
 from sim7020_core.at.engine import Urc
 from sim7020_core.emulator import Emulator
+from sim7020_core.events import ModemEvent, StatusChanged
 from sim7020_core.exceptions import (
     AtCommandError,
     CommandNotAllowedError,
@@ -24,7 +25,7 @@ from sim7020_core.exceptions import (
 )
 from sim7020_core.hookspecs import hookimpl
 from sim7020_core.models import LinkState, Registration
-from sim7020_core.modem import Modem, ModemEvent, ModemOptions
+from sim7020_core.modem import Modem, ModemOptions
 from sim7020_core.plugins import make_plugin_manager
 from sim7020_core.psm import decode_t3324, decode_t3412
 
@@ -98,11 +99,11 @@ async def test_refresh_reports_signal_change_to_subscribers(emulator: Emulator, 
     status = await modem.refresh()
     assert (status.csq, status.rssi_dbm) == (5, -103)
     assert modem.status == status
-    assert [e.status.csq for e in events if e.kind == "status"] == [5]
+    assert [e.status.csq for e in events if isinstance(e, StatusChanged)] == [5]
     unsubscribe()
     emulator.set_signal(csq=6)
     await modem.refresh()
-    assert len([e for e in events if e.kind == "status"]) == 1
+    assert len([e for e in events if isinstance(e, StatusChanged)]) == 1
 
 
 async def test_refresh_without_change_emits_nothing(modem: Modem) -> None:
@@ -113,16 +114,16 @@ async def test_refresh_without_change_emits_nothing(modem: Modem) -> None:
 
 
 async def test_failing_subscriber_does_not_break_others(emulator: Emulator, modem: Modem) -> None:
-    seen: list[str] = []
+    seen: list[type[ModemEvent]] = []
 
     def broken(event: ModemEvent) -> None:
         raise RuntimeError("boom")
 
     modem.subscribe(broken)
-    modem.subscribe(lambda e: seen.append(e.kind))
+    modem.subscribe(lambda e: seen.append(type(e)))
     emulator.set_signal(csq=9)
     await modem.refresh()
-    assert seen == ["status"]
+    assert seen == [StatusChanged]
 
 
 async def test_detach_then_attach_shows_in_status(emulator: Emulator, modem: Modem) -> None:
@@ -138,7 +139,7 @@ async def test_detach_then_attach_shows_in_status(emulator: Emulator, modem: Mod
     status = await modem.refresh()
     assert status.attached is True
     assert status.registration == Registration.HOME.value
-    regs = [e.status.registration for e in events if e.kind == "status"]
+    regs = [e.status.registration for e in events if isinstance(e, StatusChanged)]
     assert "not_registered" in regs
     assert regs[-1] == "home"
 
@@ -403,7 +404,7 @@ async def test_polling_reports_changes_without_refresh(emulator: Emulator) -> No
     options = ModemOptions(registration_timeout=2.0, poll_interval=0.05, watchdog_interval=None)
     async with await Modem.connect(emulator.url, options=options) as m:  # type: ignore[attr-defined]
         changed = asyncio.Event()
-        m.subscribe(lambda e: changed.set() if e.kind == "status" and e.status.csq == 3 else None)
+        m.subscribe(lambda e: changed.set() if isinstance(e, StatusChanged) and e.status.csq == 3 else None)
         emulator.set_signal(csq=3)
         async with asyncio.timeout(2):
             await changed.wait()

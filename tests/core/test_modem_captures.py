@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from sim7020_core import const
+from sim7020_core import ModemEvent, StatusChanged, const
 from sim7020_core.exceptions import Sim7020Error
 from sim7020_core.models import ModemStatus, NeighbourCell, PsmStatus
-from sim7020_core.modem import Modem, ModemEvent, ModemOptions
+from sim7020_core.modem import Modem, ModemOptions
 from tests.core.conftest import StartedFakeModem
 
 OPTIONS = ModemOptions(registration_timeout=0.5, poll_interval=None, watchdog_interval=None)
@@ -74,7 +74,7 @@ async def _until(modem: Modem, predicate: Callable[[ModemStatus], bool], timeout
     seen: asyncio.Queue[ModemStatus] = asyncio.Queue()
 
     def on_event(event: ModemEvent) -> None:
-        if event.kind == "status":
+        if isinstance(event, StatusChanged):
             seen.put_nowait(event.status)
 
     unsubscribe = modem.subscribe(on_event)

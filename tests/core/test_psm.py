@@ -30,7 +30,7 @@ T3324_VALUES = sorted(_representable(dict(T3324_UNITS)))
 
 
 def test_note_example_decodes() -> None:
-    # AT_NOTES 1.3: AT+CPSMS=1,,,"01000111","00000000" -> TAU 7 x 10 h, active time 0
+    # 3GPP TS 24.008 GPRS timer 3/2: AT+CPSMS=1,,,"01000111","00000000" -> TAU 7 x 10 h, active time 0
     assert decode_t3412("01000111") == 70 * 3600
     assert decode_t3324("00000000") == 0
     assert encode_t3412(70 * 3600) == "01000111"

@@ -1,6 +1,6 @@
 """Faults and recovery against the emulator: reboot, stall, dropped answers, SIM busy, PSM, lost port.
 
-Timeout constants are patched small (STYLE.md #6) so each scenario takes well under a second or two.
+Timeout constants (sim7020_core/const.py) are patched small so each scenario takes well under a second or two.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from sim7020_core import const
 from sim7020_core.connection import Capabilities, Connection, Transport
 from sim7020_core.emulator import Emulator, PsmTimings
+from sim7020_core.events import ModemEvent, ModuleReset, PsmChanged, StateChanged
 from sim7020_core.exceptions import (
     AtTimeoutError,
     CommandInterruptedError,
@@ -24,7 +25,7 @@ from sim7020_core.exceptions import (
 )
 from sim7020_core.hookspecs import hookimpl
 from sim7020_core.models import LinkState
-from sim7020_core.modem import Modem, ModemEvent, ModemOptions
+from sim7020_core.modem import Modem, ModemOptions
 from sim7020_core.plugins import make_plugin_manager
 
 QUIET = ModemOptions(registration_timeout=2.0, poll_interval=None, watchdog_interval=None)
@@ -77,21 +78,21 @@ class EventLog:
                 await self._changed.wait()
 
     def states(self) -> list[str]:
-        return [e.state.value for e in self.events if e.kind == "state"]
+        return [e.state.value for e in self.events if isinstance(e, StateChanged)]
 
-    def kinds(self) -> list[str]:
-        return [e.kind for e in self.events]
+    def kinds(self) -> list[type[ModemEvent]]:
+        return [type(e) for e in self.events]
 
 
-def ready_after(log: EventLog, kind: str) -> Callable[[ModemEvent], bool]:
-    """Predicate: a ``ready`` state event after the first event of ``kind``."""
+def ready_after(log: EventLog, kind: type[ModemEvent]) -> Callable[[ModemEvent], bool]:
+    """Predicate: a ``ready`` state event after the first event of type ``kind``."""
 
     def predicate(event: ModemEvent) -> bool:
         kinds = log.kinds()
         if kind not in kinds:
             return False
         later = log.events[kinds.index(kind) :]
-        return event in later and event.kind == "state" and event.state is LinkState.READY
+        return event in later and isinstance(event, StateChanged) and event.state is LinkState.READY
 
     return predicate
 
@@ -128,9 +129,9 @@ async def test_reboot_mid_command_is_detected_and_reinitialised(emulator: Emulat
         else:
             with pytest.raises((AtTimeoutError, CommandInterruptedError)):
                 await task
-        await log.wait_for(ready_after(log, "reboot"))
+        await log.wait_for(ready_after(log, ModuleReset))
         assert log.states() == ["recovering", "ready"]
-        assert "RDY" in next(e for e in log.events if e.kind == "reboot").reason
+        assert "RDY" in next(e for e in log.events if isinstance(e, ModuleReset)).reason
         assert emulator.state.echo is False  # ATE0 sent again
         assert await modem.command("AT+CMEE?") == ["+CMEE: 1"]
         assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
@@ -157,8 +158,8 @@ async def test_lost_settings_seen_by_watchdog_count_as_reboot(emulator: Emulator
     async with await connect(emulator, WATCHED) as modem:
         log = EventLog(modem)
         await modem.command("AT+CMEE=0", allow_unsafe=True)  # what a silent reset looks like
-        await log.wait_for(ready_after(log, "reboot"))
-        assert "settings lost" in next(e for e in log.events if e.kind == "reboot").reason
+        await log.wait_for(ready_after(log, ModuleReset))
+        assert "settings lost" in next(e for e in log.events if isinstance(e, ModuleReset)).reason
         assert await modem.command("AT+CMEE?") == ["+CMEE: 1"]
 
 
@@ -167,11 +168,11 @@ async def test_reboot_api(emulator: Emulator) -> None:
         log = EventLog(modem)
         await modem.reboot()
         assert modem.state is LinkState.READY
-        assert log.kinds().count("reboot") == 1
+        assert log.kinds().count(ModuleReset) == 1
         assert log.states() == ["recovering", "ready"]
         assert emulator.state.echo is False
         await asyncio.sleep(0.3)  # the boot URCs (RDY, +CPIN: READY) must not cause a second reboot
-        assert log.kinds().count("reboot") == 1
+        assert log.kinds().count(ModuleReset) == 1
         assert modem.state is LinkState.READY
 
 
@@ -182,8 +183,10 @@ async def test_stall_triggers_watchdog_recovery(emulator: Emulator) -> None:
     async with await connect(emulator, WATCHED) as modem:
         log = EventLog(modem)
         emulator.stall(0.5)
-        await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.RECOVERING, timeout=2)
-        await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.READY, timeout=5)
+        await log.wait_for(
+            lambda e: isinstance(e, StateChanged) and e.state is LinkState.RECOVERING, timeout=2
+        )
+        await log.wait_for(lambda e: isinstance(e, StateChanged) and e.state is LinkState.READY, timeout=5)
         assert "watchdog" in next(e for e in log.events if e.state is LinkState.RECOVERING).reason
         assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
 
@@ -192,7 +195,9 @@ async def test_command_waits_for_recovery(emulator: Emulator) -> None:
     async with await connect(emulator, WATCHED) as modem:
         log = EventLog(modem)
         emulator.stall(0.4)
-        await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.RECOVERING, timeout=2)
+        await log.wait_for(
+            lambda e: isinstance(e, StateChanged) and e.state is LinkState.RECOVERING, timeout=2
+        )
         assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]  # waits (bounded) for READY
         assert modem.state is LinkState.READY
 
@@ -225,7 +230,7 @@ async def test_sim_busy_at_boot_is_retried(emulator: Emulator) -> None:
         assert modem.info.iccid == emulator.iccid
         log = EventLog(modem)
         emulator.reboot()  # busy again after every boot
-        await log.wait_for(ready_after(log, "reboot"))
+        await log.wait_for(ready_after(log, ModuleReset))
         assert modem.info.imsi == emulator.imsi
 
 
@@ -245,14 +250,14 @@ async def test_psm_is_a_state_not_a_failure(emulator: Emulator) -> None:
     async with await connect(emulator, WATCHED) as modem:
         log = EventLog(modem)
         emulator.enter_psm()
-        entered = await log.wait_for(lambda e: e.kind == "psm")
-        assert entered.psm_entered is True
+        entered = await log.wait_for(lambda e: isinstance(e, PsmChanged))
+        assert entered.entered is True
         assert modem.state is LinkState.ASLEEP
         assert modem.status.psm.state == "asleep"
         await asyncio.sleep(0.4)  # many watchdog periods: no probe, no recovery
         assert log.states() == ["asleep"]
         emulator.exit_psm()
-        left = await log.wait_for(lambda e: e.kind == "psm" and e.psm_entered is False)
+        left = await log.wait_for(lambda e: isinstance(e, PsmChanged) and e.entered is False)
         assert left.state is LinkState.READY
         assert modem.status.psm.state == "awake"
         assert log.states() == ["asleep", "ready"]
@@ -265,7 +270,7 @@ async def test_psm_policy_fail(emulator: Emulator) -> None:
     async with await connect(emulator, options) as modem:
         log = EventLog(modem)
         emulator.enter_psm()
-        await log.wait_for(lambda e: e.kind == "psm")
+        await log.wait_for(lambda e: isinstance(e, PsmChanged))
         with pytest.raises(ModemAsleepError, match="PSM"):
             await modem.command("AT+CSQ")
         with pytest.raises(ModemAsleepError):
@@ -276,7 +281,7 @@ async def test_psm_policy_wait_until_the_module_wakes(emulator: Emulator) -> Non
     async with await connect(emulator) as modem:
         log = EventLog(modem)
         emulator.enter_psm()
-        await log.wait_for(lambda e: e.kind == "psm")
+        await log.wait_for(lambda e: isinstance(e, PsmChanged))
         asyncio.get_running_loop().call_later(0.2, emulator.exit_psm)  # e.g. the TAU timer
         assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
         assert modem.state is LinkState.READY
@@ -289,7 +294,7 @@ async def test_psm_wait_is_bounded(emulator: Emulator) -> None:
     async with await connect(emulator, options) as modem:
         log = EventLog(modem)
         emulator.enter_psm()
-        await log.wait_for(lambda e: e.kind == "psm")
+        await log.wait_for(lambda e: isinstance(e, PsmChanged))
         with pytest.raises(ModemAsleepError, match="did not wake"):
             await modem.command("AT+CSQ")
         assert modem.state is LinkState.ASLEEP
@@ -306,7 +311,7 @@ async def test_wake_callback(emulator: Emulator) -> None:
     async with await connect(emulator, options) as modem:
         log = EventLog(modem)
         emulator.enter_psm()
-        await log.wait_for(lambda e: e.kind == "psm")
+        await log.wait_for(lambda e: isinstance(e, PsmChanged))
         assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
         assert calls == [modem]
 
@@ -321,7 +326,7 @@ async def test_async_wake_callback(emulator: Emulator) -> None:
     async with await connect(emulator, options) as modem:
         log = EventLog(modem)
         emulator.enter_psm()
-        await log.wait_for(lambda e: e.kind == "psm")
+        await log.wait_for(lambda e: isinstance(e, PsmChanged))
         assert (await modem.refresh()).psm.state == "awake"
 
 
@@ -339,7 +344,7 @@ async def test_wake_hook_of_a_plugin(emulator: Emulator) -> None:
     async with await connect(emulator, plugin_manager=pm) as modem:
         log = EventLog(modem)
         emulator.enter_psm()
-        await log.wait_for(lambda e: e.kind == "psm")
+        await log.wait_for(lambda e: isinstance(e, PsmChanged))
         assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
         assert GpioWake.calls == 1
 
@@ -351,7 +356,7 @@ async def test_uart_wake_when_nothing_else_can() -> None:
         async with await Modem.connect(f"socket://{host}:{port}", options=QUIET) as modem:
             log = EventLog(modem)
             emu.enter_psm()
-            await log.wait_for(lambda e: e.kind == "psm")
+            await log.wait_for(lambda e: isinstance(e, PsmChanged))
             assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
             assert modem.state is LinkState.READY
     finally:
@@ -402,32 +407,32 @@ async def test_transports_are_told_of_reboot_and_psm(emulator: Emulator) -> None
         conn = await modem.open_connection("udp", "10.1.2.3", 5683, transport="recording")
         assert (conn.remote_host, conn.remote_port) == ("10.1.2.3", 5683)
         emulator.reboot()
-        await log.wait_for(ready_after(log, "reboot"))
+        await log.wait_for(ready_after(log, ModuleReset))
         assert RecordingTransport.told == ["reset"]
         assert conn.closed
         assert "reset" in str(conn.error)
         emulator.enter_psm()
-        await log.wait_for(lambda e: e.kind == "psm")
+        await log.wait_for(lambda e: isinstance(e, PsmChanged))
         emulator.exit_psm()
-        await log.wait_for(lambda e: e.kind == "psm" and e.psm_entered is False)
+        await log.wait_for(lambda e: isinstance(e, PsmChanged) and e.entered is False)
         await asyncio.sleep(0.05)
         assert RecordingTransport.told == ["reset", "psm:True", "psm:False"]
 
 
 async def test_state_hook_gets_the_same_events(emulator: Emulator) -> None:
-    seen: list[str] = []
+    seen: list[type[ModemEvent]] = []
 
     class Watcher:
         @hookimpl
         def sim7020_modem_state_changed(self, modem: Modem, event: ModemEvent) -> None:
-            seen.append(event.kind)
+            seen.append(type(event))
 
     pm = make_plugin_manager(load_entrypoints=False, plugins=[Watcher()])
     async with await connect(emulator, plugin_manager=pm) as modem:
         log = EventLog(modem)
         emulator.reboot()
-        await log.wait_for(ready_after(log, "reboot"))
-    assert "reboot" in seen
+        await log.wait_for(ready_after(log, ModuleReset))
+    assert ModuleReset in seen
     assert seen[-len(log.kinds()) :] == log.kinds()  # same events, same order (hook also saw connect)
 
 
@@ -440,14 +445,18 @@ async def test_lost_port_is_reopened_with_backoff(emulator: Emulator) -> None:
     try:
         log = EventLog(modem)
         await emulator.stop()  # the TCP link drops
-        await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.RECOVERING, timeout=2)
+        await log.wait_for(
+            lambda e: isinstance(e, StateChanged) and e.state is LinkState.RECOVERING, timeout=2
+        )
         await asyncio.sleep(0.3)  # a few failed reopen attempts
         assert modem.state is LinkState.RECOVERING
         replacement = Emulator(registration_delay=0.02, imei="869714039999999")
         await replacement.start_tcp("127.0.0.1", port)
         try:
-            await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.READY, timeout=5)
-            assert "reboot" in log.kinds()  # connections of the old session are gone
+            await log.wait_for(
+                lambda e: isinstance(e, StateChanged) and e.state is LinkState.READY, timeout=5
+            )
+            assert ModuleReset in log.kinds()  # connections of the old session are gone
             assert modem.info.imei == "869714039999999"
             assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
         finally:
@@ -464,7 +473,9 @@ async def test_lost_port_without_auto_recover_disconnects(emulator: Emulator) ->
     async with await connect(emulator, options) as modem:
         log = EventLog(modem)
         await emulator.stop()
-        event = await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.DISCONNECTED)
+        event = await log.wait_for(
+            lambda e: isinstance(e, StateChanged) and e.state is LinkState.DISCONNECTED
+        )
         assert "link" in event.reason
 
 
@@ -472,7 +483,7 @@ async def test_close_during_recovery_is_clean(emulator: Emulator) -> None:
     modem = await connect(emulator, WATCHED)
     log = EventLog(modem)
     emulator.stall(None)
-    await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.RECOVERING, timeout=2)
+    await log.wait_for(lambda e: isinstance(e, StateChanged) and e.state is LinkState.RECOVERING, timeout=2)
     await modem.close()
     assert modem.state is LinkState.CLOSED
     emulator.unstall()
@@ -492,7 +503,7 @@ async def test_broken_wake_callback_still_bounded(emulator: Emulator) -> None:
     async with await connect(emulator, options) as modem:
         log = EventLog(modem)
         emulator.enter_psm()
-        await log.wait_for(lambda e: e.kind == "psm")
+        await log.wait_for(lambda e: isinstance(e, PsmChanged))
         with pytest.raises(ModemAsleepError, match="did not wake"):
             await modem.command("AT+CSQ")
 
@@ -511,9 +522,11 @@ async def test_unanswered_commands_start_recovery_without_watchdog(emulator: Emu
         for _ in range(2):
             with pytest.raises(AtTimeoutError):
                 await modem.command("AT+CSQ", timeout=0.1)
-        await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.RECOVERING, timeout=1)
+        await log.wait_for(
+            lambda e: isinstance(e, StateChanged) and e.state is LinkState.RECOVERING, timeout=1
+        )
         emulator.unstall()
-        await log.wait_for(lambda e: e.kind == "state" and e.state is LinkState.READY, timeout=5)
+        await log.wait_for(lambda e: isinstance(e, StateChanged) and e.state is LinkState.READY, timeout=5)
         assert await modem.command("AT+CSQ") == ["+CSQ: 20,0"]
 
 
@@ -528,7 +541,7 @@ async def test_background_traffic_stops_while_psm_is_enabled() -> None:
         async with await Modem.connect(f"socket://{host}:{port}", options=options) as modem:
             log = EventLog(modem)
             await modem.set_psm(True, tau_s=3600, active_s=2)  # the module sleeps ~0.1 s after the last AT
-            await log.wait_for(lambda e: e.kind == "psm" and e.psm_entered is True, timeout=2)
+            await log.wait_for(lambda e: isinstance(e, PsmChanged) and e.entered is True, timeout=2)
             assert modem.state is LinkState.ASLEEP
             assert log.states() == ["asleep"]
     finally:
@@ -566,7 +579,7 @@ async def test_native_connection_owner_learns_of_reboot(emulator: Emulator) -> N
                 await closed.wait()  # told right when the reboot is recognised
             assert conn.closed
             assert "reset" in str(conn.error)
-            await log.wait_for(ready_after(log, "reboot"))
+            await log.wait_for(ready_after(log, ModuleReset))
             again = await modem.open_connection("udp", "127.0.0.1", port)  # the modem is usable again
             await again.send(b"after")
             async with asyncio.timeout(2):

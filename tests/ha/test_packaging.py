@@ -27,7 +27,7 @@ def test_one_version_everywhere() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "version" not in project["project"]
     assert project["project"]["dynamic"] == ["version"]
-    assert project["tool"]["hatch"]["version"]["path"] == "sim7020_core/__init__.py"
+    assert project["tool"]["hatch"]["version"]["path"] == "sim7020_core/version.py"
 
 
 def test_running_home_assistant_is_supported() -> None:

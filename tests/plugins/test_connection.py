@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,8 +22,16 @@ from sim7020_core.exceptions import (
     SocketError,
     UnsupportedError,
 )
-from sim7020_core.hookspecs import hookimpl
-from sim7020_core.plugins import make_plugin_manager
+
+
+class Host:
+    """The transport's host (a Modem in real use): it is told about received data."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[Connection, bytes]] = []
+
+    def data_received(self, connection: Connection, data: bytes) -> None:
+        self.received.append((connection, data))
 
 
 class LoopConnection(Connection):
@@ -66,7 +73,7 @@ class LoopTransport(Transport):
 
 @pytest.fixture
 def transport() -> LoopTransport:
-    return LoopTransport(SimpleNamespace(plugins=None))  # type: ignore[arg-type]
+    return LoopTransport(Host())  # type: ignore[arg-type]
 
 
 async def test_send_and_receive_in_order(transport):
@@ -199,29 +206,22 @@ async def test_receive_buffer_is_bounded_and_drops_the_oldest(transport, caplog)
     assert conn.dropped_bytes == 24
 
 
-async def test_data_received_hook_sees_data_and_owner_still_gets_it():
-    seen: list[tuple[str, bytes]] = []
-
-    class Recorder:
-        @hookimpl
-        def sim7020_data_received(self, connection, data):
-            seen.append((connection.remote_host, data))
-
-        @hookimpl
-        def sim7020_modem_state_changed(self, modem, event):
-            raise AssertionError("not called here")
-
-    class Broken:
-        @hookimpl
-        def sim7020_data_received(self, connection, data):
-            raise RuntimeError("plugin bug")
-
-    pm = make_plugin_manager(load_entrypoints=False, plugins=[Recorder(), Broken()])
-    transport = LoopTransport(SimpleNamespace(plugins=pm))  # type: ignore[arg-type]
+async def test_host_is_told_of_data_and_owner_still_gets_it(caplog):
+    host = Host()
+    transport = LoopTransport(host)  # type: ignore[arg-type]
     conn = await transport.open_connection("udp", "10.9.9.9", 7)
     await conn.send(b"\x00\xff")
-    assert seen == [("10.9.9.9", b"\x00\xff")]
+    assert host.received == [(conn, b"\x00\xff")]
     assert await conn.receive(timeout=1) == b"\x00\xff"
+
+    def broken(connection: Connection, data: bytes) -> None:
+        raise RuntimeError("host bug")
+
+    host.data_received = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR):
+        await conn.send(b"again")
+    assert "host bug" in caplog.text
+    assert await conn.receive(timeout=1) == b"again"  # a failing host does not lose the owner's data
 
 
 async def test_server_accepts_and_iterates_until_closed(transport):
@@ -275,7 +275,7 @@ async def test_default_listen_is_unsupported():
         listen = Transport.listen  # type: ignore[assignment]
 
     with pytest.raises(UnsupportedError, match="'noserver' has no server mode"):
-        await NoServer(SimpleNamespace(plugins=None)).listen(80)  # type: ignore[arg-type]
+        await NoServer(Host()).listen(80)  # type: ignore[arg-type]
 
 
 def test_bad_constructor_arguments(transport):

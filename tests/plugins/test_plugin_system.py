@@ -1,4 +1,5 @@
-"""The plugin manager: built-ins, entry points, validation, transport and codec look-up, hook calls."""
+"""The plugin manager: built-ins and third parties through entry points, validation, transport and codec
+look-up, hooks called through pluggy (historic registration, guarded notifications)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim7020_core import plugins as plugins_mod
+import sim7020_plugins.native
+from sim7020_core import codecs as codecs_mod
+from sim7020_core.codecs import BUILTIN_CODECS
 from sim7020_core.connection import Capabilities, Connection, Transport
 from sim7020_core.exceptions import PayloadError, PluginError
 from sim7020_core.hookspecs import hookimpl
-from sim7020_core.plugins import (
-    BUILTIN_CODECS,
-    get_codec,
-    get_transport_class,
-    make_plugin_manager,
-    notify_state_changed,
-    transport_classes,
-    wake_modem,
-)
+from sim7020_core.plugins import async_make_plugin_manager, make_plugin_manager
 
 CAPS = Capabilities(
     max_connections=1, server=False, binary_safe=True, acknowledged_send=False, peer_addressing=False
@@ -55,35 +50,45 @@ def _plugin(name: str, **hooks: object) -> types.ModuleType:
 # ------------------------------------------------------------------ discovery
 
 
-def test_builtin_native_transport_is_registered_without_entry_points():
-    pm = make_plugin_manager(load_entrypoints=False)
-    assert "native" in transport_classes(pm)
-    assert "echo" not in transport_classes(pm)
+def test_builtin_plugins_come_from_entry_points_like_a_third_party():
+    pm = make_plugin_manager(disable=["echo"])
+    assert set(pm.transports) == {"native", "cip", "transparent", "udp_extended"}
+    assert pm.get_plugin("native") is sim7020_plugins.native
+    assert pm.get_plugin("codecs") is codecs_mod
+    assert set(pm.codecs) == {"raw", "hex", "base64", "json"}
+    bare = make_plugin_manager(load_entrypoints=False)  # nothing is registered behind the entry points' back
+    assert not bare.transports
+    assert not bare.codecs
 
 
 def test_third_party_distribution_is_discovered_through_its_entry_point(echo_plugin_installed):
     pm = make_plugin_manager()
-    cls = get_transport_class(pm, "echo")
+    cls = pm.transport_class("echo")
     assert cls.__module__ == "sim7020_echo_plugin"
     assert pm.get_plugin("echo") is sys.modules["sim7020_echo_plugin"]
-    assert "reverse" in plugins_mod.codecs(pm)
+    assert "reverse" in pm.codecs
 
 
 def test_disable_skips_a_plugin_by_name(echo_plugin_installed):
     pm = make_plugin_manager(disable=["echo"])
-    assert "echo" not in transport_classes(pm)
-    pm = make_plugin_manager(disable=["sim7020_plugins.native"], load_entrypoints=False)
+    assert "echo" not in pm.transports
+    pm = make_plugin_manager(disable=["native"])
     with pytest.raises(PluginError, match="no transport named 'native'"):
-        get_transport_class(pm, "native")
+        pm.transport_class("native")
 
 
 def test_unknown_transport_names_the_available_ones(echo_plugin_installed):
     pm = make_plugin_manager()
     with pytest.raises(PluginError) as info:
-        get_transport_class(pm, "natve")
+        pm.transport_class("natve")
     assert "'natve'" in str(info.value)
     assert "echo" in str(info.value)
     assert "native" in str(info.value)
+
+
+def test_no_plugins_at_all_says_where_they_come_from():
+    with pytest.raises(PluginError, match=r"available: none; is the sim7020 distribution installed"):
+        make_plugin_manager(load_entrypoints=False).transport_class("native")
 
 
 def _install_fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module_source: str) -> None:
@@ -133,33 +138,61 @@ def test_hook_implementation_with_unknown_argument_is_rejected():
         make_plugin_manager(load_entrypoints=False, plugins=[bad])
 
 
-def test_two_plugins_registering_the_same_transport_name():
+def test_two_plugins_registering_the_same_transport_name_are_refused_when_built():
     one = _plugin("one", sim7020_register_transports=lambda: [_transport("dup")])
     two = _plugin("two", sim7020_register_transports=lambda: [_transport("dup")])
-    pm = make_plugin_manager(load_entrypoints=False, plugins=[one, two])
-    with pytest.raises(PluginError, match=r"'dup' is registered by both '(one|two)' and '(one|two)'"):
-        get_transport_class(pm, "dup")
+    with pytest.raises(PluginError, match=r"transport 'dup' is registered by both 'one' and 'two'"):
+        make_plugin_manager(load_entrypoints=False, plugins=[one, two])
 
 
-def test_plugin_returning_a_non_transport_is_rejected():
-    bad = _plugin("notatransport", sim7020_register_transports=lambda: [object])
-    pm = make_plugin_manager(load_entrypoints=False, plugins=[bad])
+def test_plugin_returning_a_non_transport_is_refused_and_left_unregistered():
+    bad = _plugin(
+        "notatransport", sim7020_register_transports=lambda: [object], sim7020_wake_modem=lambda modem: True
+    )
+    pm = make_plugin_manager(load_entrypoints=False)
     with pytest.raises(PluginError, match=r"'notatransport'.*not a Transport subclass"):
-        get_transport_class(pm, "native")
+        pm.register(bad)
+    assert not pm.is_registered(bad)
+    assert pm.hook.sim7020_wake_modem(modem=object()) is None  # none of its hooks stayed behind
 
 
 async def test_plugin_manager_can_be_built_off_the_event_loop(echo_plugin_installed):
-    pm = await plugins_mod.async_make_plugin_manager(disable=["echo"])
-    assert "native" in transport_classes(pm)
-    assert "echo" not in transport_classes(pm)
+    pm = await async_make_plugin_manager(disable=["echo"])
+    assert "native" in pm.transports
+    assert "echo" not in pm.transports
 
 
 def test_plugin_manager_is_not_a_global():
     extra = _plugin("extra", sim7020_register_transports=lambda: [_transport("extra")])
     pm1 = make_plugin_manager(load_entrypoints=False, plugins=[extra])
     pm2 = make_plugin_manager(load_entrypoints=False)
-    assert "extra" in transport_classes(pm1)
-    assert "extra" not in transport_classes(pm2)
+    assert "extra" in pm1.transports
+    assert "extra" not in pm2.transports
+
+
+def test_a_plugin_registered_late_still_adds_its_transports_and_codecs():
+    """The registration hooks are historic: pluggy replays them for a plugin registered after the build."""
+    pm = make_plugin_manager(disable=["echo"])
+    cls = _transport("late")
+    late = _plugin(
+        "late", sim7020_register_transports=lambda: [cls], sim7020_register_codecs=lambda: {"up": Upper()}
+    )
+    pm.register(late)
+    assert pm.transport_class("late") is cls
+    assert pm.codec("up").decode("x") == b"X"
+    pm.unregister(late)
+    assert "late" not in pm.transports
+    assert "up" not in pm.codecs
+
+
+class Upper:
+    name = "up"
+
+    def encode(self, data: bytes) -> str:
+        return data.decode().lower()
+
+    def decode(self, value: str | bytes) -> bytes:
+        return (value if isinstance(value, bytes) else value.encode()).upper()
 
 
 # ---------------------------------------------------------------------- hooks
@@ -168,18 +201,17 @@ def test_plugin_manager_is_not_a_global():
 def test_hook_sim7020_register_transports():
     cls = _transport("viaplugin")
     plugin = _plugin("p", sim7020_register_transports=lambda: [cls])
-    pm = make_plugin_manager(load_entrypoints=False, plugins=[plugin])
-    assert get_transport_class(pm, "viaplugin") is cls
-    assert get_transport_class(pm, "native").name == "native"
+    pm = make_plugin_manager(plugins=[plugin])
+    assert pm.transport_class("viaplugin") is cls
+    assert pm.transport_class("native").name == "native"
 
 
 def test_hook_sim7020_register_codecs(echo_plugin_installed):
     pm = make_plugin_manager()
-    table = plugins_mod.codecs(pm)
-    assert {"raw", "hex", "base64", "json", "reverse"} <= set(table)
-    assert get_codec(pm, "reverse").encode(b"abc") == b"cba"
+    assert {"raw", "hex", "base64", "json", "reverse"} <= set(pm.codecs)
+    assert pm.codec("reverse").encode(b"abc") == b"cba"
     with pytest.raises(PluginError, match=r"'rot13'.*base64, hex, json, raw, reverse"):
-        get_codec(pm, "rot13")
+        pm.codec("rot13")
 
 
 def test_codec_without_decode_is_rejected():
@@ -189,12 +221,11 @@ def test_codec_without_decode_is_rejected():
         def encode(self, data):
             return data
 
-    pm = make_plugin_manager(
-        load_entrypoints=False,
-        plugins=[_plugin("halfplug", sim7020_register_codecs=lambda: {"half": Half()})],
-    )
     with pytest.raises(PluginError, match=r"'half'.*'halfplug'"):
-        plugins_mod.codecs(pm)
+        make_plugin_manager(
+            load_entrypoints=False,
+            plugins=[_plugin("halfplug", sim7020_register_codecs=lambda: {"half": Half()})],
+        )
 
 
 def test_hook_sim7020_wake_modem():
@@ -211,9 +242,9 @@ def test_hook_sim7020_wake_modem():
         load_entrypoints=False,
         plugins=[_plugin("waker", sim7020_wake_modem=wake), _plugin("abstainer", sim7020_wake_modem=abstain)],
     )
-    assert wake_modem(pm, object()) is True
+    assert pm.hook.sim7020_wake_modem(modem=object()) is True
     assert calls == ["abstain", "wake"]  # last registered runs first; None lets the next one try
-    assert wake_modem(make_plugin_manager(load_entrypoints=False), object()) is None
+    assert make_plugin_manager(load_entrypoints=False).hook.sim7020_wake_modem(modem=object()) is None
 
 
 def test_failing_wake_plugin_counts_as_failed(caplog):
@@ -222,7 +253,7 @@ def test_failing_wake_plugin_counts_as_failed(caplog):
 
     pm = make_plugin_manager(load_entrypoints=False, plugins=[_plugin("gpio", sim7020_wake_modem=explode)])
     with caplog.at_level(logging.ERROR):
-        assert wake_modem(pm, object()) is False
+        assert pm.hook.sim7020_wake_modem(modem=object()) is False
     assert "gpio busy" in caplog.text
 
 
@@ -243,10 +274,33 @@ def test_state_change_notification_survives_a_failing_plugin(caplog):
         ],
     )
     with caplog.at_level(logging.ERROR):
-        notify_state_changed(pm, object(), "evt")
+        pm.hook.sim7020_modem_state_changed(modem=object(), event="evt")  # through pluggy
     assert "plugin bug" in caplog.text
     assert "'bug'" in caplog.text
     assert seen == ["evt"]  # the other plugin was still told
+
+
+def test_hook_wrappers_of_a_plugin_still_wrap_guarded_notifications():
+    """Guarding implementations keeps pluggy's machinery: a wrapper sees the call and its outcome."""
+    order: list[str] = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def sim7020_modem_state_changed(self, modem, event):
+            order.append("before")
+            result = yield
+            order.append("after")
+            return result
+
+    def broken(modem, event):
+        order.append("broken")
+        raise ValueError("plugin bug")
+
+    pm = make_plugin_manager(
+        load_entrypoints=False, plugins=[_plugin("bug", sim7020_modem_state_changed=broken), Wrapper()]
+    )
+    pm.hook.sim7020_modem_state_changed(modem=object(), event="evt")
+    assert order == ["before", "broken", "after"]
 
 
 # --------------------------------------------------------------------- codecs

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from sim7020_core.connection import Connection
 from sim7020_core.emulator import Emulator
 from sim7020_core.emulator.base import ModemContext, ParsedCommand
+from sim7020_core.events import ModemEvent, ModuleReset
 from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, Sim7020Error
 from sim7020_core.models import LinkState
-from sim7020_core.modem import Modem, ModemEvent, _parse_retention
+from sim7020_core.modem import Modem
+from sim7020_core.modem.services import parse_retention
 
 from .cip_support import sent_commands
 from .conftest import WAIT, UdpPeer
@@ -118,7 +120,7 @@ async def test_raw_retention_commands_keep_the_recorded_value_true(modem: Modem,
 async def test_a_module_reboot_makes_retention_unknown_again(modem: Modem, emulator: Emulator) -> None:
     await modem.set_retention(True)
     rebooted: asyncio.Queue[ModemEvent] = asyncio.Queue()
-    unsubscribe = modem.subscribe(lambda e: rebooted.put_nowait(e) if e.kind == "reboot" else None)
+    unsubscribe = modem.subscribe(lambda e: rebooted.put_nowait(e) if isinstance(e, ModuleReset) else None)
     emulator.reboot()
     async with asyncio.timeout(WAIT):
         await rebooted.get()
@@ -208,10 +210,10 @@ async def test_native_without_the_option_reads_the_modules_retention(
 def test_parse_retention_reads_the_first_field(
     value: str, space: str, extra: str, head: str, before: list[str]
 ) -> None:
-    assert _parse_retention([*before, f"{head}:{space}{value}{extra}"]) is (value == "1")
+    assert parse_retention([*before, f"{head}:{space}{value}{extra}"]) is (value == "1")
 
 
 @given(st.lists(st.text(max_size=20).filter(lambda t: "RETENTION" not in t.upper()), max_size=3))
 def test_parse_retention_without_its_line_raises(lines: list[str]) -> None:
     with pytest.raises(Sim7020Error, match="AT\\+RETENTION\\?"):
-        _parse_retention(lines)
+        parse_retention(lines)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sim7020_core import Modem
-from sim7020_core.modem import ModemEvent, ModemOptions
+from sim7020_core import Modem, ModemEvent, PsmChanged
+from sim7020_core.modem import ModemOptions
 from sim7020_core.sessions import Replayer, load
 from sim7020_core.sessions.transcript import TO_MODEM
 
@@ -118,8 +118,8 @@ def _psm_events(modem: Modem) -> asyncio.Queue[bool]:
     queue: asyncio.Queue[bool] = asyncio.Queue()
 
     def on_event(event: ModemEvent) -> None:
-        if event.kind == "psm" and event.psm_entered is not None:
-            queue.put_nowait(event.psm_entered)
+        if isinstance(event, PsmChanged):
+            queue.put_nowait(event.entered)
 
     modem.subscribe(on_event)
     return queue

@@ -17,22 +17,21 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
 import yaml
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError, PluginError
 
-#: Payload encodings a route may use (the codecs built into the plugin system).
-ENCODINGS = ("raw", "hex", "base64", "json")
-#: Transports built into sim7020 (third-party plugins may add more).
-BUILTIN_TRANSPORTS = ("native", "cip", "transparent", "udp_extended")
+if TYPE_CHECKING:
+    from ..plugins import PluginManager
+
 PROTOCOLS = ("udp", "tcp")
 SECRETS_FILE = "secrets.yaml"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_TRANSPORT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_PLUGIN_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")  # transport and codec names
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,11 +364,29 @@ def _filters(value: Any) -> list[str]:
     return result
 
 
-def _transport(value: Any) -> str:
-    text = _text(value)
-    if not _TRANSPORT_RE.match(text):
-        raise vol.Invalid(f"{text!r} is not a transport name")
-    return text
+def _plugin_name(kind: str, plugins: PluginManager | None) -> Callable[[Any], str]:
+    """A validator of a transport or encoding name: its form, and when the plugins are known, that one of them
+    provides it (an encoding may also be an older spelling, :data:`sim7020_core.codecs.CODEC_ALIASES`)."""
+
+    def check(value: Any) -> str:
+        text = _text(value)
+        if not _PLUGIN_NAME_RE.match(text):
+            raise vol.Invalid(f"{text!r} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} name")
+        if plugins is not None:
+            lookup, names = (
+                (plugins.transport_class, plugins.transports)
+                if kind == "transport"
+                else (plugins.codec, plugins.codecs)
+            )
+            try:
+                lookup(text)
+            except PluginError:
+                raise vol.Invalid(
+                    f"unknown {kind} {text!r} (available: {', '.join(sorted(names)) or 'none'})"
+                ) from None
+        return text
+
+    return check
 
 
 def _baudrate(value: Any) -> int:
@@ -417,36 +434,40 @@ MODEM_SCHEMA = vol.Schema(
     }
 )
 
-ROUTE_SCHEMA = vol.Schema(
-    {
-        vol.Required("name"): _identifier,
-        vol.Required("modem"): _identifier,
-        vol.Optional("transport", default="native"): _transport,
-        vol.Optional("protocol", default="udp"): vol.In(PROTOCOLS, msg="protocol must be udp or tcp"),
-        vol.Optional("host"): _text,
-        vol.Optional("port"): _port,
-        vol.Optional("listen_port"): _port,
-        vol.Optional("uplink"): _filters,
-        vol.Optional("downlink"): _topic_name,
-        vol.Optional("encoding", default="raw"): vol.In(
-            ENCODINGS, msg=f"encoding must be one of {', '.join(ENCODINGS)}"
-        ),
-        vol.Optional("qos", default=1): _qos,
-        vol.Optional("retain", default=False): bool,
-        vol.Optional("options", default=dict): vol.Any(None, dict),
-    }
-)
 
-CONFIG_SCHEMA = vol.Schema(
-    {
-        vol.Optional("mqtt", default=dict): MQTT_SCHEMA,
-        vol.Optional("state_dir"): _text,
-        vol.Required("modems"): vol.All(
-            [MODEM_SCHEMA], vol.Length(min=1, msg="at least one modem is needed")
-        ),
-        vol.Optional("routes", default=list): vol.Any(None, [ROUTE_SCHEMA]),
-    }
-)
+def route_schema(plugins: PluginManager | None = None) -> vol.Schema:
+    """The schema of one route; with ``plugins``, ``transport`` and ``encoding`` must name installed ones."""
+    return vol.Schema(
+        {
+            vol.Required("name"): _identifier,
+            vol.Required("modem"): _identifier,
+            vol.Optional("transport", default="native"): _plugin_name("transport", plugins),
+            vol.Optional("protocol", default="udp"): vol.In(PROTOCOLS, msg="protocol must be udp or tcp"),
+            vol.Optional("host"): _text,
+            vol.Optional("port"): _port,
+            vol.Optional("listen_port"): _port,
+            vol.Optional("uplink"): _filters,
+            vol.Optional("downlink"): _topic_name,
+            vol.Optional("encoding", default="raw"): _plugin_name("encoding", plugins),
+            vol.Optional("qos", default=1): _qos,
+            vol.Optional("retain", default=False): bool,
+            vol.Optional("options", default=dict): vol.Any(None, dict),
+        }
+    )
+
+
+def config_schema(plugins: PluginManager | None = None) -> vol.Schema:
+    """The schema of the whole file (see :func:`route_schema` for ``plugins``)."""
+    return vol.Schema(
+        {
+            vol.Optional("mqtt", default=dict): MQTT_SCHEMA,
+            vol.Optional("state_dir"): _text,
+            vol.Required("modems"): vol.All(
+                [MODEM_SCHEMA], vol.Length(min=1, msg="at least one modem is needed")
+            ),
+            vol.Optional("routes", default=list): vol.Any(None, [route_schema(plugins)]),
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -537,33 +558,31 @@ def _strip_duplicates(node: Any) -> None:
 # Loading
 
 
-TransportCheck = Callable[[str], bool]
-
-
 def load_config(
     path: str | os.PathLike[str],
     *,
-    known_transports: Sequence[str] | None = None,
+    plugins: PluginManager | None = None,
     check_files: bool = True,
 ) -> BridgeConfig:
     """Load, validate and cross-check a bridge configuration file.
 
     :param path: the YAML file
-    :param known_transports: transport names a route may use (default: the built-ins plus any installed
-        plugin transports when the plugin system can be loaded)
+    :param plugins: the application's plugin manager: each route's ``transport`` and ``encoding`` must be one
+        it has (built-in or third-party). Without it only their form is checked here, and the bridge checks
+        them against its plugin manager when it starts.
     :param check_files: check that TLS files exist
     :raises ConfigError: listing every problem, each as ``FILE:LINE: key.path: message``
     """
     source = Path(path)
     data = load_yaml(source)
-    return validate_config(data, source=source, known_transports=known_transports, check_files=check_files)
+    return validate_config(data, source=source, plugins=plugins, check_files=check_files)
 
 
 def validate_config(
     data: Any,
     *,
     source: Path,
-    known_transports: Sequence[str] | None = None,
+    plugins: PluginManager | None = None,
     check_files: bool = True,
 ) -> BridgeConfig:
     """Validate already-loaded YAML data (see :func:`load_config`)."""
@@ -579,7 +598,7 @@ def validate_config(
     _strip_duplicates(data)
 
     try:
-        checked = CONFIG_SCHEMA(data)
+        checked = config_schema(plugins)(data)
     except vol.MultipleInvalid as err:
         for error in err.errors:
             errors.add(list(error.path), _voluptuous_message(error))
@@ -644,7 +663,6 @@ def validate_config(
             )
         )
 
-    transports = set(known_transports) if known_transports is not None else set(_installed_transports())
     routes: list[RouteConfig] = []
     seen_names: dict[str, int] = {}
     downlinks: dict[str, int] = {}
@@ -658,11 +676,6 @@ def validate_config(
         if r["modem"] not in seen_ids:
             known = ", ".join(seen_ids) or "none"
             errors.add([*where, "modem"], f"unknown modem {r['modem']!r} (known: {known})")
-        if r["transport"] not in transports:
-            errors.add(
-                [*where, "transport"],
-                f"unknown transport {r['transport']!r} (available: {', '.join(sorted(transports))})",
-            )
         has_remote = "host" in r or "port" in r
         if "listen_port" in r and has_remote:
             errors.add([*where, "listen_port"], "give either host/port or listen_port, not both")
@@ -739,24 +752,6 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
         if level not in ("+", t_levels[i]):
             return False
     return len(f_levels) == len(t_levels)
-
-
-def _installed_transports() -> list[str]:
-    names = list(BUILTIN_TRANSPORTS)
-    try:
-        from .plugins import make_plugin_manager  # written by the plugin layer
-    except ImportError:
-        return names
-    try:
-        pm = make_plugin_manager()
-        for classes in pm.hook.sim7020_register_transports():
-            for cls in classes or ():
-                name = getattr(cls, "name", None)
-                if isinstance(name, str):
-                    names.append(name)
-    except Exception:  # noqa: BLE001 - a broken plugin must not hide the configuration's own errors
-        return names
-    return names
 
 
 def summary(config: BridgeConfig) -> str:

@@ -1,0 +1,386 @@
+"""What users ask of a modem: raw commands (guarded), DNS, ping, data connections, APN, PSM and retention.
+
+Each service first waits until the module takes commands (waking it from PSM per ``psm_policy``) and, for
+network services, refuses at once when the module is known to have no service
+(:class:`~sim7020_core.exceptions.NotRegisteredError`).
+
+``AT+RETENTION`` (whether sockets and CIP links survive PSM) is module-wide state and the modem owns it:
+:attr:`Services.retention` is the value last set or read, and None while not known (before the first set or
+read, and again after every module reset). A raw ``AT+RETENTION=…`` / ``AT+RETENTION?`` sent with
+:meth:`Services.command` keeps it in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import math
+import re
+from typing import Any
+
+from .. import const
+from ..at.engine import Urc
+from ..connection import Connection, Server
+from ..const import Priority
+from ..exceptions import AtCommandError, AtTimeoutError, CommandNotAllowedError, Sim7020Error
+from ..models import PingReply
+from ..psm import encode_t3324, encode_t3412
+from ..status import is_ip_literal, parse_cclk, parse_cdnsgip, parse_cipping, parse_reg_urc
+from .core import ModemCore
+from .psm_control import PsmControl
+from .session import Session
+from .status_reader import StatusReader
+from .transports import TransportSet
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Raw commands :meth:`Services.command` refuses unless ``allow_unsafe=True`` (pattern → why). Matched against
+#: each ``;``-separated part of the upper-cased command without spaces.
+UNSAFE_COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), reason)
+    for pattern, reason in (
+        (r"^(AT)?E1$", "turns echo on"),
+        (r"^(AT)?V0$", "switches to numeric result codes"),
+        (r"^(AT)?Q1$", "suppresses result codes"),
+        (r"^(AT)?Z\d*$", "resets the module's settings"),
+        (r"^(AT)?&F\d*$", "restores factory settings"),
+        (r"^(AT)?O\d*$", "switches to data mode"),
+        (r"^(AT)?\+IPR=", "changes the baud rate"),
+        (r"^(AT)?\+CFUN=", "switches the radio or resets the module"),
+        (r"^(AT)?\+CMEE=(?!1$)", "changes the error format the driver relies on"),
+        (r"^(AT)?\+CIPMODE=1", "enables transparent mode"),
+        (r"^(AT)?\+CIPCHAN", "enters transparent mode"),
+        (r"^(AT)?\+CSORCVFLAG=", "changes the receive format the native transport relies on"),
+        (r"^(AT)?\+CPOWD", "powers the module off"),
+        (r"^(AT)?\+IFC=", "changes flow control"),
+    )
+)
+
+#: Meanings of ``+CDNSGIP: 0,<err>`` (Kampi ``sim7020_dns_defs.h``).
+DNS_ERRORS: dict[int, str] = {3: "network error", 8: "DNS common error (unknown host?)"}
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_RETENTION_COMMAND = re.compile(r"AT\+RETENTION(?:=([01])|\?)")  # upper case, no spaces
+
+
+class Services:
+    """The public services of one modem (see the module docstring)."""
+
+    def __init__(
+        self,
+        core: ModemCore,
+        status: StatusReader,
+        psm: PsmControl,
+        session: Session,
+        transports: TransportSet,
+    ) -> None:
+        self._core = core
+        self._status = status
+        self._psm = psm
+        self._session = session
+        self._transports = transports
+        # One DNS lookup / one ping at a time: their URCs cannot always be told apart (a failed
+        # +CDNSGIP does not name the host). Each holder is bounded, so waiting is too.
+        self._dns_lock = asyncio.Lock()
+        self._ping_lock = asyncio.Lock()
+        self._retention: bool | None = None  # AT+RETENTION as last set or read …
+        self._retention_resets = 0  # … while core.resets had this value (a reset since makes it unknown)
+
+    # ------------------------------------------------------------------ raw commands
+
+    async def command(self, command: str, timeout: float | None, *, allow_unsafe: bool) -> list[str]:  # noqa: ASYNC109
+        """See :meth:`sim7020_core.modem.Modem.command`."""
+        text = _check_command(command)
+        if not allow_unsafe:
+            reason = unsafe_reason(text)
+            if reason is not None:
+                raise CommandNotAllowedError(
+                    f"{text!r} {reason} and would break the session; pass allow_unsafe=True to send it anyway"
+                )
+        await self._psm.ensure_ready()
+        resets = self._core.resets
+        response = await self._core.command(
+            text, timeout=const.USER_COMMAND_TIMEOUT if timeout is None else timeout
+        )
+        self._note_raw_retention(text, response.lines, resets)
+        return list(response.lines)
+
+    def _note_raw_retention(self, command: str, lines: list[str], resets: int) -> None:
+        """Keep :attr:`retention` true to the module when a raw command set or read ``AT+RETENTION``."""
+        text = command.upper().replace(" ", "")
+        if "RETENTION" not in text or text == "AT+RETENTION=?":
+            return
+        match = _RETENTION_COMMAND.fullmatch(text)
+        if match is None:  # combined with other commands, or another form: no longer sure
+            self._record_retention(None, resets)
+        elif match.group(1) is not None:
+            self._record_retention(match.group(1) == "1", resets)
+        else:
+            with contextlib.suppress(Sim7020Error):
+                self._record_retention(parse_retention(lines), resets)
+
+    # ------------------------------------------------------------------ network services
+
+    async def resolve(self, host: str) -> list[str]:
+        """See :meth:`sim7020_core.modem.Modem.resolve`."""
+        name = _check_host(host)
+        if is_ip_literal(name):
+            return [name]
+        core = self._core
+        await self._psm.ensure_ready()
+        await self._status.ensure_network(f"resolve {name!r}")
+        command = f'AT+CDNSGIP="{name}"'
+        timeout = const.CDNSGIP_TIMEOUT
+        # The answer is a URC after OK; a late one for an earlier lookup may come first (skipped by name).
+        async with self._dns_lock, core.engine.capture_urcs("+CDNSGIP") as queue:
+            await core.command(command, timeout=const.DEFAULT_TIMEOUT)
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        urc = await queue.get()
+                        try:
+                            result = parse_cdnsgip(urc.line)
+                        except ValueError:
+                            _LOGGER.warning("ignoring malformed DNS result %r", urc.line)
+                            continue
+                        if result.ok and result.host is not None and result.host.lower() != name.lower():
+                            _LOGGER.debug("ignoring stale DNS result for %r", result.host)
+                            continue
+                        break
+            except TimeoutError:
+                raise AtTimeoutError(command, timeout, "+CDNSGIP result") from None
+        if not result.ok:
+            meaning = DNS_ERRORS.get(result.error or -1, "unknown error")
+            raise Sim7020Error(f"DNS lookup of {name!r} failed: error {result.error} ({meaning})")
+        return result.addresses
+
+    async def ping(self, host: str, count: int, *, size: int, timeout: float) -> list[PingReply]:  # noqa: ASYNC109
+        """See :meth:`sim7020_core.modem.Modem.ping`."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
+            raise ValueError(f"ping count must be 1..100, got {count!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 5120:
+            raise ValueError(f"ping size must be 0..5120 bytes, got {size!r}")
+        if not 0.1 <= timeout <= 60:
+            raise ValueError(f"ping timeout must be 0.1..60 s, got {timeout!r}")
+        ip = (await self.resolve(host))[0]
+        core = self._core
+        await self._psm.ensure_ready()
+        await self._status.ensure_network(f"ping {host!r}")
+        units = max(1, min(600, math.ceil(timeout * 10)))
+        command = f'AT+CIPPING="{ip}",{count},{size},{units}'
+        replies: dict[int, PingReply] = {}
+        async with self._ping_lock, core.engine.capture_urcs("+CIPPING") as queue:
+            await core.command(command, timeout=const.DEFAULT_TIMEOUT)
+            with contextlib.suppress(TimeoutError):  # unanswered probes are reported as such below
+                async with asyncio.timeout(const.CIPPING_BASE_TIMEOUT + count * units / 10):
+                    while len(replies) < count:
+                        urc = await queue.get()
+                        try:
+                            reply = parse_cipping(urc.line)
+                        except ValueError:
+                            _LOGGER.warning("ignoring malformed ping reply %r", urc.line)
+                            continue
+                        replies[reply.seq] = reply
+        for seq in range(1, count + 1):
+            replies.setdefault(seq, PingReply(seq=seq, ip=ip, rtt_ms=None, ttl=0))
+        return [replies[seq] for seq in sorted(replies)]
+
+    async def open_connection(
+        self, protocol: str, host: str, port: int, *, transport: str, **options: Any
+    ) -> Connection:
+        """See :meth:`sim7020_core.modem.Modem.open_connection`."""
+        _check_port(port)
+        ip = (await self.resolve(host))[0]
+        await self._psm.ensure_ready()
+        await self._status.ensure_network(f"connect to {host}:{port}")
+        return await self._transports.get(transport).open_connection(protocol, ip, port, **options)
+
+    async def listen(self, port: int, *, transport: str, **options: Any) -> Server:
+        """See :meth:`sim7020_core.modem.Modem.listen`."""
+        _check_port(port)
+        await self._psm.ensure_ready()
+        return await self._transports.get(transport).listen(port, **options)
+
+    # ------------------------------------------------------------------ settings
+
+    async def set_apn(self, apn: str, pdp_type: str, username: str, password: str) -> None:
+        """See :meth:`sim7020_core.modem.Modem.set_apn`."""
+        pdp = {"IP": "IP", "IPV6": "IPV6", "IPV4V6": "IPV4V6", "NON-IP": "Non-IP"}.get(pdp_type.upper())
+        if pdp is None:
+            raise ValueError(f"pdp_type must be IP, IPV6, IPV4V6 or Non-IP, not {pdp_type!r}")
+        for label, value in (("apn", apn), ("username", username), ("password", password)):
+            if '"' in value or _CONTROL_CHARS.search(value):
+                raise ValueError(f"{label} must not contain quotes or control characters: {value!r}")
+        if (username or password) and not (username and password):
+            raise ValueError("give both username and password, or neither")
+        command = f'AT*MCGDEFCONT="{pdp}","{apn}"'
+        if username:
+            command += f',"{username}","{password}"'
+        core = self._core
+        await self._psm.ensure_ready()
+        async with core.init_lock:
+            await core.command("AT+CFUN=0", timeout=const.CFUN_TIMEOUT, priority=Priority.HIGH)
+            core.registered.clear()
+            try:
+                await core.command(command, timeout=const.PDP_TIMEOUT)
+            finally:
+                await self._session.radio_on()  # also when the APN was refused: never leave the radio off
+            await self._status.wait_registered(core.options.registration_timeout)
+        await self._status.refresh()
+
+    async def set_psm(self, enabled: bool, tau_s: int | None, active_s: int | None) -> None:
+        """See :meth:`sim7020_core.modem.Modem.set_psm`."""
+        if enabled:
+            if tau_s is None and active_s is None:
+                command = "AT+CPSMS=1"
+            else:
+                tau = f'"{encode_t3412(tau_s)}"' if tau_s is not None else ""
+                active = f'"{encode_t3324(active_s)}"' if active_s is not None else ""
+                command = f"AT+CPSMS=1,,,{tau},{active}"
+        else:
+            command = "AT+CPSMS=0"
+        core = self._core
+        await self._psm.ensure_ready()
+        async with core.engine.capture_urcs("+CEREG") as grants:
+            await core.command(command)
+            if enabled and core.grant_urcs:
+                # The network answers the request after the OK, in +CEREG URCs carrying its timers (docs/
+                # status_formats.md); reading the status before would show the previous grant.
+                await self._wait_for_grant(grants)
+        with contextlib.suppress(AtCommandError):
+            await core.command("AT+CPSMSTATUS=1")
+        await self._status.refresh()
+
+    async def _wait_for_grant(self, urcs: asyncio.Queue[Urc]) -> None:
+        """Wait for the network's answer to a PSM request: ``+CEREG`` URCs that carry PSM timers.
+
+        The module may first repeat the grant in force and then report the new one (docs/status_formats.md),
+        so this returns at the first report that differs from the grant known before, or once reports stop
+        coming for :data:`const.PSM_GRANT_SETTLE`; at most :data:`const.PSM_GRANT_TIMEOUT`. Not every network
+        answers: without a report the status keeps the requested timers.
+        """
+        psm = self._core.status.psm
+        before = (psm.tau_s, psm.active_s) if psm.granted else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + const.PSM_GRANT_TIMEOUT
+        reported = False
+        while True:
+            wait = deadline - loop.time()
+            if reported:
+                wait = min(wait, const.PSM_GRANT_SETTLE)
+            try:
+                async with asyncio.timeout(max(wait, 0)):
+                    line = (await urcs.get()).line
+            except TimeoutError:
+                if not reported:
+                    _LOGGER.debug("no PSM grant from the network within %.0f s", const.PSM_GRANT_TIMEOUT)
+                return
+            reg = parse_reg_urc(line)
+            if reg is not None and reg.has_timers:
+                reported = True
+                if (reg.tau_s, reg.active_s) != before:
+                    return
+
+    async def read_clock(self) -> datetime.datetime:
+        """See :meth:`sim7020_core.modem.Modem.read_clock`."""
+        await self._psm.ensure_ready()
+        response = await self._core.command("AT+CCLK?", timeout=const.STATUS_TIMEOUT)
+        try:
+            return parse_cclk(response.lines)
+        except ValueError as err:
+            raise Sim7020Error(f"unreadable answer to AT+CCLK?: {err}") from None
+
+    @property
+    def retention(self) -> bool | None:
+        """``AT+RETENTION`` as last set or read; None when not known (see the module docstring)."""
+        return self._retention if self._retention_resets == self._core.resets else None
+
+    def _record_retention(self, value: bool | None, resets: int) -> None:
+        """Record what the module said or took, unless it was reset since (then it is not known)."""
+        if resets == self._core.resets:
+            self._retention = value
+            self._retention_resets = resets
+
+    async def set_retention(self, enabled: bool) -> None:
+        """See :meth:`sim7020_core.modem.Modem.set_retention`."""
+        wanted = bool(enabled)
+        if self.retention is wanted:
+            return
+        await self._psm.ensure_ready()
+        resets = self._core.resets
+        await self._core.command(f"AT+RETENTION={int(wanted)}", timeout=const.DEFAULT_TIMEOUT)
+        self._record_retention(wanted, resets)
+
+    async def read_retention(self) -> bool:
+        """See :meth:`sim7020_core.modem.Modem.read_retention`."""
+        await self._psm.ensure_ready()
+        resets = self._core.resets
+        try:
+            response = await self._core.command("AT+RETENTION?", timeout=const.STATUS_TIMEOUT)
+        except AtCommandError as err:
+            _LOGGER.debug("AT+RETENTION? not available (%s): no retention across PSM", err)
+            value = False
+        else:
+            value = parse_retention(response.lines)
+        self._record_retention(value, resets)
+        return value
+
+
+def unsafe_reason(command: str) -> str | None:
+    """Why ``command`` would break the driver's session, or None when it is safe to send."""
+    text = re.sub(r"\s+", "", command.upper())
+    text = text.removeprefix("AT")
+    for part in text.split(";"):
+        for pattern, reason in UNSAFE_COMMANDS:
+            if pattern.search(part):
+                return reason
+    return None
+
+
+def parse_retention(lines: list[str]) -> bool:
+    """``+RETENTION: <0|1>`` → bool.
+
+    :raises Sim7020Error: no such line, or another value
+    """
+    for line in lines:
+        head, sep, rest = line.strip().partition(":")
+        if sep and head.strip().upper() == "+RETENTION":
+            value = rest.split(",")[0].strip()
+            if value in ("0", "1"):
+                return value == "1"
+            break
+    raise Sim7020Error(f"unexpected answer to AT+RETENTION? (want '+RETENTION: <0|1>'): {lines!r}")
+
+
+def _check_command(command: str) -> str:
+    if not isinstance(command, str):
+        raise TypeError(f"command must be a str, not {type(command).__name__}")
+    text = command.strip()
+    if not text:
+        raise ValueError("empty AT command")
+    if _CONTROL_CHARS.search(text):
+        raise ValueError(f"AT command {command!r} contains control characters (CR/LF/Ctrl-Z …)")
+    if not text.upper().startswith("AT"):
+        raise ValueError(f"not an AT command (must start with 'AT'): {command!r}")
+    return text
+
+
+def _check_host(host: str) -> str:
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    name = host.strip()
+    if not name:
+        raise ValueError("empty host name")
+    if len(name) > 253 or '"' in name or _CONTROL_CHARS.search(name) or " " in name:
+        raise ValueError(f"not a valid host name: {host!r}")
+    return name
+
+
+def _check_port(port: int) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"port must be an integer from 1 to 65535, not {port!r}")
+
+
+__all__ = ["DNS_ERRORS", "UNSAFE_COMMANDS", "Services", "parse_retention", "unsafe_reason"]
