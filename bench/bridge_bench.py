@@ -1485,7 +1485,8 @@ def targets(results: dict[str, Any]) -> list[str]:
         if br is not None:
             x = br["rate"] / (n * line_limit())
             out.append(
-                f"{n} modems at {x:.2f} of the line limit (>= 0.90: {'met' if x >= 0.9 else 'missed'})"
+                f"{n} modem{'s' if n != 1 else ''} at {x:.2f} of the line limit"
+                f" (>= 0.90: {'met' if x >= 0.9 else 'missed'})"
             )
         if br is not None and rl is not None and br["cpu_per_1000"] and rl["cpu_per_1000"]:
             x = br["cpu_per_1000"] / rl["cpu_per_1000"]
@@ -1501,12 +1502,17 @@ def targets(results: dict[str, Any]) -> list[str]:
 def prioritise(nice: int) -> None:
     """Run the chain at ``nice`` against the rest of the machine. On Linux with scheduler autogroups
     (``/proc/sys/kernel/sched_autogroup_enabled``) a process's nice value only counts inside its session's
-    group and sessions share a CPU equally, so the benchmark starts its own session and sets that group's
-    nice value too."""
-    with contextlib.suppress(OSError):
-        os.setsid()  # fails when already a process group leader: then the current group is changed
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text(f"{nice}\n")
+    group and sessions share a CPU equally, so, when not run from a terminal (where a new session would no
+    longer get the terminal's Ctrl+C), the benchmark starts its own session and sets that group's nice value
+    too (the group ends with the benchmark)."""
+    if not sys.stdin.isatty():
+        try:
+            os.setsid()
+        except OSError:  # already a process group leader: leave the caller's group alone
+            pass
+        else:
+            with contextlib.suppress(OSError):
+                Path("/proc/self/autogroup").write_text(f"{nice}\n")
     os.nice(nice)
 
 
