@@ -123,6 +123,17 @@ def describe_connect_error(err: BaseException | None, config: MqttConfig) -> tup
         else:
             text = f"TLS: the broker's certificate was rejected ({detail})"
         return text, True
+    if config.tls is not None and (
+        isinstance(err, ConnectionResetError | BrokenPipeError | ssl.SSLEOFError)
+        or (isinstance(err, ssl.SSLError) and "UNEXPECTED_EOF" in str(err.reason or err).upper())
+    ):
+        # A plain MQTT broker takes the ClientHello for a malformed packet and hangs up (how OpenSSL words the
+        # hang-up depends on its version: an SSLEOFError, or an SSLError "UNEXPECTED_EOF_WHILE_READING").
+        return (
+            f"the broker closed the connection during the TLS handshake: {where} does not speak TLS? (plain"
+            " MQTT usually listens on 1883, TLS on 8883)",
+            True,
+        )
     if isinstance(err, ssl.SSLError):
         detail = str(err.reason or err)
         if any(hint in detail.upper() for hint in ("WRONG_VERSION_NUMBER", "RECORD_LAYER", "PACKET_LENGTH")):
@@ -134,12 +145,6 @@ def describe_connect_error(err: BaseException | None, config: MqttConfig) -> tup
         if "CERTIFICATE_REQUIRED" in detail.upper():
             return "TLS: the broker wants a client certificate (set mqtt.tls.certfile and keyfile)", True
         return f"TLS handshake failed: {detail}", True
-    if config.tls is not None and isinstance(err, ConnectionResetError | BrokenPipeError | ssl.SSLEOFError):
-        return (
-            f"the broker closed the connection during the TLS handshake: {where} does not speak TLS? (plain"
-            " MQTT usually listens on 1883, TLS on 8883)",
-            True,
-        )
     if isinstance(err, ConnectionRefusedError):
         return f"connection refused: nothing listens on {where} (is the broker running?)", False
     if isinstance(err, socket.gaierror):
