@@ -9,6 +9,9 @@ tests/core/test_public_api.py):
   :class:`PsmChanged`, :class:`ModuleReset` and :class:`DataReceived`;
 - data connections and the transport-plugin contract: :class:`Connection`, :class:`Server`,
   :class:`Transport`, :class:`TransportHost`, :class:`Capabilities`;
+- connection lifecycles owned by the library: :class:`PersistentConnection` (opened again after resets and
+  losses), :class:`PersistentServer` (listens again after resets) and its :class:`ServerClient`,
+  :class:`PersistentState`; the one backoff, :class:`Backoff`, and :func:`describe_error`;
 - plugins: :data:`hookimpl`, :class:`PluginManager`, :func:`make_plugin_manager`,
   :func:`async_make_plugin_manager`; payload codecs: :class:`Codec`, :data:`BUILTIN_CODECS`;
 - every exception (all derive from :class:`Sim7020Error`).
@@ -39,11 +42,13 @@ from .exceptions import (
     PayloadError,
     PluginError,
     PortBusyError,
+    SendTimeoutError,
     Sim7020Error,
     SimError,
     SocketError,
     TransportError,
     UnsupportedError,
+    describe_error,
 )
 from .markers import hookimpl
 from .models import (
@@ -56,10 +61,12 @@ from .models import (
     PsmStatus,
     Registration,
 )
+from .reconnect import Backoff
 from .version import __version__
 
 if TYPE_CHECKING:
     from .modem import Modem, ModemOptions
+    from .persistent import PersistentConnection, PersistentServer, PersistentState, ServerClient
     from .plugins import PluginManager, async_make_plugin_manager, make_plugin_manager
 
 
@@ -67,6 +74,10 @@ _LAZY = {
     "Modem": ".modem",
     "ModemOptions": ".modem",
     "PluginManager": ".plugins",
+    "PersistentConnection": ".persistent",
+    "PersistentServer": ".persistent",
+    "PersistentState": ".persistent",
+    "ServerClient": ".persistent",
     "async_make_plugin_manager": ".plugins",
     "make_plugin_manager": ".plugins",
 }
@@ -86,6 +97,7 @@ __all__ = [
     "CODEC_ALIASES",
     "AtCommandError",
     "AtTimeoutError",
+    "Backoff",
     "Capabilities",
     "CellInfo",
     "CmeError",
@@ -108,6 +120,9 @@ __all__ = [
     "NeighbourCell",
     "NotRegisteredError",
     "PayloadError",
+    "PersistentConnection",
+    "PersistentServer",
+    "PersistentState",
     "PingReply",
     "PluginError",
     "PluginManager",
@@ -116,7 +131,9 @@ __all__ = [
     "PsmStatus",
     "ReceiveTimeoutError",
     "Registration",
+    "SendTimeoutError",
     "Server",
+    "ServerClient",
     "Sim7020Error",
     "SimError",
     "SocketError",
@@ -128,6 +145,7 @@ __all__ = [
     "UnsupportedError",
     "__version__",
     "async_make_plugin_manager",
+    "describe_error",
     "hookimpl",
     "make_plugin_manager",
 ]

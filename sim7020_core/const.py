@@ -82,3 +82,9 @@ CLOSE_TIMEOUT = 5.0  # background tasks to finish after cancellation on close()
 RECONNECT_MIN_DELAY = 1.0  # first backoff delay of ReconnectLogic
 RECONNECT_MAX_DELAY = 60.0  # backoff cap of ReconnectLogic
 RECONNECT_STOP_TIMEOUT = 5.0  # a running reconnect attempt to finish after cancellation
+
+# --- persistent connections and servers (persistent.py) -------------------------------------
+PERSISTENT_OPEN_TIMEOUT = 60.0  # opening a connection or a server (CSOC + CSOCON, CIPSTART …)
+PERSISTENT_CLOSE_TIMEOUT = 10.0  # closing one (CSOCL, CIPCLOSE …)
+PERSISTENT_RETRY_MIN = 0.5  # first backoff delay of a failed (re)open or delivery
+PERSISTENT_RETRY_MAX = 30.0  # backoff cap of a failed (re)open or delivery

@@ -38,6 +38,13 @@ EXPECTED = {
     "Transport",
     "TransportHost",
     "Capabilities",
+    # connection lifecycles owned by the library, and its one backoff
+    "PersistentConnection",
+    "PersistentServer",
+    "PersistentState",
+    "ServerClient",
+    "Backoff",
+    "describe_error",
     # plugins and codecs
     "hookimpl",
     "PluginManager",
@@ -63,6 +70,7 @@ EXPECTED = {
     "ConnectionClosedError",
     "PayloadError",
     "ReceiveTimeoutError",
+    "SendTimeoutError",
     "UnsupportedError",
     "PluginError",
     "ConfigError",
