@@ -376,7 +376,7 @@ class _Exchange:
             if not scope.expired():
                 raise  # the transport's own timeout (an AtTimeoutError, which names the command)
             raise SendTimeoutError(
-                f"{self.name}: the module did not answer the send within {timeout:g} s", timeout or 0.0
+                f"the module did not answer the send within {timeout:g} s", timeout or 0.0
             ) from None
         self._touch()
 

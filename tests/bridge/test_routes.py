@@ -14,6 +14,7 @@ import pytest
 
 from sim7020_core.bridge.bridge import Bridge
 from sim7020_core.bridge.config import load_config
+from sim7020_core.bridge.routes import ROUTE_RETRY_MIN, ROUTE_SEND_TIMEOUT
 from sim7020_core.events import ModemEvent
 
 from .conftest import Broker, Watcher
@@ -227,6 +228,33 @@ async def test_uplink_survives_a_modem_reboot(
     assert await peer.wait_for(4) == [b"before", b"after0", b"after1", b"after2"]
 
 
+async def test_a_module_stall_is_named_and_uplink_resumes_within_seconds(
+    bridge_with_route: Bridge,
+    broker: Broker,
+    udp_peer: tuple[UdpPeer, int],
+    watcher_factory: Callable[..., Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A module that stalls for 3 s loses the send in flight: the log says so, and the message goes out as
+    soon as the send's bound and one backoff step have passed (once, it took a minute and said nothing)."""
+    peer, _port = udp_peer
+    emu = bridge_with_route.factory.emulator("gw1")
+    w = watcher_factory(broker)
+    await w.apublish("sensors/a/telemetry", "before", qos=1)
+    assert await peer.wait_for(1) == [b"before"]
+    caplog.set_level(logging.WARNING)
+    emu.stall(3.0)
+    await w.apublish("sensors/a/telemetry", "during the stall", qos=1)
+    received = await peer.wait_for(2, timeout=ROUTE_SEND_TIMEOUT + 4 * ROUTE_RETRY_MIN + 3.0)
+    assert received == [b"before", b"during the stall"]
+    assert (
+        f"route telemetry: send failed (the module did not answer the send within {ROUTE_SEND_TIMEOUT:g} s)"
+        in caplog.text
+    )
+    stats = bridge_with_route.stats()["modems"]["gw1"]["routes"]["telemetry"]
+    assert stats["send_errors"] >= 1
+
+
 async def test_queued_uplink_survives_a_bridge_restart(
     tmp_path: Path, broker: Broker, udp_peer: tuple[UdpPeer, int], watcher_factory: Callable[..., Watcher]
 ) -> None:
@@ -314,7 +342,8 @@ async def test_tcp_route_with_acknowledged_send(
         assert (await w.aexpect("sim7020/gw1/downlink/telemetry")).payload == b"echo:over tcp"
         assert b"".join(received) == b"over tcp"
         route = bridge.modems[0].routes[0]
-        assert route._conn.transport.send_ack  # the uplink is deleted only after the peer's TCP ack
+        assert route.connection is not None
+        assert route.connection.transport.send_ack  # the uplink is deleted only after the peer's TCP ack
         await queue_drained(bridge)
     finally:
         await bridge.stop()
