@@ -112,6 +112,11 @@ class ConnectionClosedError(SocketError):
     """The connection is closed (by us, by the peer, or because the modem rebooted)."""
 
 
+class NoReplyError(ConnectionClosedError):
+    """A request was sent, and the connection ended before its reply came (the peer hung up, the module
+    reset); whether the peer got the request is unknown."""
+
+
 class SendTimeoutError(SocketError, TimeoutError):
     """The module did not answer a send within the time the caller allowed (it stalled, or commands ahead
     of it took that long); whether the data left the module is unknown.
@@ -194,6 +199,7 @@ __all__ = [
     "ConnectionClosedError",
     "DataModeError",
     "ModemAsleepError",
+    "NoReplyError",
     "NotRegisteredError",
     "PayloadError",
     "PluginError",

@@ -45,6 +45,7 @@ from .connection import Connection, ReceiveTimeoutError, Server
 from .events import ModemEvent
 from .exceptions import (
     ConnectionClosedError,
+    NoReplyError,
     PayloadError,
     SendTimeoutError,
     Sim7020Error,
@@ -324,12 +325,18 @@ class _Exchange:
         :param timeout: seconds to wait for the reply after the send
         :param send_timeout: bound on the send (see :meth:`send`)
         :raises ReceiveTimeoutError: no reply within ``timeout`` (also a TimeoutError)
-        :raises ConnectionClosedError: the connection ended before a reply came
+        :raises NoReplyError: the connection ended before a reply came
+        :raises ConnectionClosedError: closed (by :meth:`close`) before or while sending
         """
         self.start()
         if self._on_data is None:
             conn = await self._send(data, send_timeout, acknowledged)
-            reply = await conn.receive(timeout)
+            try:
+                reply = await conn.receive(timeout)
+            except ReceiveTimeoutError:
+                raise
+            except SocketError as err:
+                raise NoReplyError(f"{self.name}: the connection ended before a reply came") from err
             self._touch()
             return reply
         waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -489,7 +496,7 @@ class _Exchange:
             return
         self._conn = None
         error = conn.error
-        self._fail_waiters(ConnectionClosedError(f"{self.name}: the connection ended before a reply came"))
+        self._fail_waiters(NoReplyError(f"{self.name}: the connection ended before a reply came"))
         if self._state is PersistentState.CLOSED:
             return
         self.last_error = error

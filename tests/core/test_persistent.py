@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from sim7020_core import const
+from sim7020_core.connection import ReceiveTimeoutError
 from sim7020_core.emulator import Emulator
 from sim7020_core.emulator.peers import TcpPeer, UdpPeer
 from sim7020_core.exceptions import (
     ConnectionClosedError,
+    NoReplyError,
     PayloadError,
     SendTimeoutError,
     describe_error,
@@ -210,6 +212,24 @@ async def test_a_request_ends_at_once_when_the_peer_hangs_up(modem: Modem) -> No
             with pytest.raises(ConnectionClosedError, match="before a reply"):
                 await conn.request(b"bye", 30.0)
         await closer
+
+
+async def test_a_request_read_by_its_owner_says_when_no_reply_can_come(modem: Modem) -> None:
+    """Without on_data the reply is read from the connection the request went out on; a hang-up ends it."""
+    async with TcpPeer() as peer, PersistentConnection(modem, "tcp", "127.0.0.1", peer.port) as conn:
+
+        async def hang_up() -> None:
+            reader, writer = await peer.accept()
+            await reader.read(100)
+            writer.close()
+
+        closer = asyncio.create_task(hang_up())
+        async with asyncio.timeout(WAIT):
+            with pytest.raises(NoReplyError, match="before a reply"):
+                await conn.request(b"bye", 30.0)
+        await closer
+        with pytest.raises(ReceiveTimeoutError):
+            await conn.request(b"again", 0.2)  # a new connection; the peer keeps it open and says nothing
 
 
 async def test_deliver_retries_a_stalled_send_and_says_why(

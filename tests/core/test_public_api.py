@@ -68,6 +68,7 @@ EXPECTED = {
     "CommandNotAllowedError",
     "SocketError",
     "ConnectionClosedError",
+    "NoReplyError",
     "PayloadError",
     "ReceiveTimeoutError",
     "SendTimeoutError",

@@ -369,13 +369,17 @@ async def test_closed_connection_is_reopened(
     manager = (await setup_entry()).runtime_data
     send = {"host": "127.0.0.1", "port": udp_echo.port, "protocol": "udp", "payload": "one"}
     await _call(hass, "send", send)
-    (tracked,) = manager.connections.values()
-    await tracked.connection.close()
+    (kept,) = manager.connections.values()
+    first = kept.connection
+    assert first is not None
+    await first.close()  # closed under the integration, as a module reset or +CSOERR would
+    await wait_for(hass, lambda: state_of(hass, "sensor", "open_connections") == "0", "the loss counted")
     await _call(hass, "send", {**send, "payload": "two"})
     assert [(await udp_echo.next())[0] for _ in range(2)] == [b"one", b"two"]
-    (fresh,) = manager.connections.values()
-    assert fresh is not tracked
-    assert not fresh.connection.closed
+    (same,) = manager.connections.values()
+    assert same.connection is not None
+    assert same.connection is not first
+    assert state_of(hass, "sensor", "open_connections") == "1"
 
 
 async def test_restart_button(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
@@ -524,13 +528,8 @@ async def test_module_reboot_drops_connections_and_restarts_listener(
     setup_entry: SetupEntry,
     modem: EmulatedModem,
     udp_echo: UdpPeer,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A reboot closes the sockets: they leave the count, sending opens afresh, the server returns.
-
-    The listener checks often here, so that it also sees the module while it is still coming back.
-    """
-    monkeypatch.setattr("custom_components.sim7020.manager.LISTEN_RETRY_DELAY", 0.01)
+    """A reboot closes the sockets: they leave the count, sending opens afresh, the server returns."""
     entry = await setup_entry({CONF_LISTEN_PORT: 7000})
     manager = entry.runtime_data
     await wait_for(hass, lambda: manager.server is not None, "the module's TCP server")
@@ -608,7 +607,7 @@ async def test_listen_port_refused_then_accepted(
         return ctx.error(3)
 
     modem.emulator.registry.register("+CSOLIS", refuse_once, replace=True)
-    with patch("custom_components.sim7020.manager.LISTEN_RETRY_DELAY", 0.01):
+    with patch("custom_components.sim7020.manager.LISTEN_RETRY_MIN", 0.01):
         entry = await setup_entry({CONF_LISTEN_PORT: 7000})
         await wait_for(hass, lambda: entry.runtime_data.server is not None, "the module's TCP server")
     assert len(refusals) == 1
