@@ -42,7 +42,7 @@ MAX_PAYLOAD_LENGTH = 65536  # a binary-payload header announcing more than this 
 DATA_MODE_GUARD_TIME = 1.0  # silence before and after "+++" (application note 6.14.4)
 ECHO_MEMORY = 8  # how many recently sent commands are remembered to recognise their echo
 
-# --- per-command timeouts (application note; public drivers: TinyGSM, Kampi, OneOS) -----------
+# --- per-command timeouts (public drivers: TinyGSM, Kampi, OneOS; sources in docs/at_notes.md) -
 CFUN_TIMEOUT = 15.0  # AT+CFUN=0/1 (radio on/off)
 REBOOT_TIMEOUT = 15.0  # AT+CFUN=1,1 until the module talks again
 COPS_TIMEOUT = 300.0  # AT+COPS set form (network search)
