@@ -27,16 +27,16 @@ from custom_components.sim7020.const import (
     EVENT_DATA_RECEIVED,
 )
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
 
 from .common import entity_id, state_of, unload_mqtt, wait_for
 from .conftest import EmulatedModem, SetupEntry
-from .peers import TcpPeer, UdpPeer, start_udp_peer
 
 
 @pytest.fixture
 async def udp_echo() -> AsyncGenerator[UdpPeer]:
     """A UDP peer answering ``echo:<data>``."""
-    peer = await start_udp_peer(lambda data: b"echo:" + data)
+    peer = await UdpPeer(lambda data: b"echo:" + data).start()
     yield peer
     peer.close()
 
@@ -92,7 +92,7 @@ async def test_send_udp_and_wait_for_reply(
 
 async def test_send_binary_hex_and_base64(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """Binary payloads go out byte-exact; a reply that is not UTF-8 has payload None and its hex."""
-    peer = await start_udp_peer(lambda data: b"\xff\x00\xfe")
+    peer = await UdpPeer(lambda data: b"\xff\x00\xfe").start()
     try:
         await setup_entry()
         response = await _call(
@@ -177,7 +177,7 @@ async def test_send_tcp(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
 
 async def test_send_without_reply_returns_none(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """A silent peer: ``response`` is None after the timeout; data arriving later still fires the event."""
-    peer = await start_udp_peer()
+    peer = await UdpPeer().start()
     try:
         await setup_entry()
         events = async_capture_events(hass, EVENT_DATA_RECEIVED)
@@ -446,7 +446,7 @@ async def test_listener_receives_and_answers(
 
 async def test_peer_closing_frees_the_connection(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """A TCP peer that hangs up: the connection is dropped from the count, and the next send reopens."""
-    peer = await TcpPeer().start()
+    peer = await TcpPeer(read=True).start()
     try:
         await setup_entry()
         send = {"host": "127.0.0.1", "port": peer.port, "protocol": "tcp", "payload": "one"}
@@ -564,7 +564,7 @@ async def test_idle_connection_is_closed(
 
 async def test_peer_closing_instead_of_answering(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """A TCP peer that hangs up instead of replying: ``response`` is None at once, not after the timeout."""
-    peer = await TcpPeer().start()
+    peer = await TcpPeer(read=True).start()
 
     async def hang_up() -> None:
         await peer.next()
