@@ -182,6 +182,7 @@ class _Exchange:
         self._last_activity = 0.0
         self._started = False
         self._closing = False
+        self._closed_event = asyncio.Event()
 
     # ------------------------------------------------------------------ state
 
@@ -248,7 +249,8 @@ class _Exchange:
     async def close(self) -> None:
         """Close for good (idempotent): the connection, the reader, the background work. Pending requests
         fail with :class:`~sim7020_core.exceptions.ConnectionClosedError`."""
-        if self._closing:
+        if self._closing:  # closing already (the idle timeout, another caller): wait until it is done
+            await self._closed_event.wait()
             return
         self._closing = True
         self._set_state(PersistentState.CLOSED)
@@ -264,6 +266,7 @@ class _Exchange:
         if conn is not None and not conn.closed:
             await _close_quietly(conn, self.name)
         self._closed_for_good()
+        self._closed_event.set()
 
     async def __aenter__(self) -> _Exchange:
         self.start()
@@ -776,6 +779,7 @@ class ServerClient(_Exchange):
         self._set_state(PersistentState.CLOSED)
         self._cancel_idle_timer()
         self._closed_for_good()
+        self._closed_event.set()
 
     def _closed_for_good(self) -> None:
         if self._told:
@@ -845,6 +849,7 @@ class PersistentServer:
         self._keeper: ReconnectLogic | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed_event = asyncio.Event()
 
     # ------------------------------------------------------------------ state
 
@@ -912,6 +917,7 @@ class PersistentServer:
     async def close(self) -> None:
         """Stop listening for good and close every client (idempotent)."""
         if self._closing:
+            await self._closed_event.wait()
             return
         self._closing = True
         self._set_state(PersistentState.CLOSED)
@@ -926,6 +932,7 @@ class PersistentServer:
             await _close_quietly(server, self.name)
         for client in list(self._clients):
             await client.close()
+        self._closed_event.set()
 
     async def __aenter__(self) -> PersistentServer:
         self.start()
