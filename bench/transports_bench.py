@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
 from sim7020_core.modem import Modem, ModemOptions
 from sim7020_core.plugins import async_make_plugin_manager
 
@@ -62,39 +63,22 @@ CASES = [
 ]
 
 
-class _UdpSink(asyncio.DatagramProtocol):
-    def __init__(self, on_data: Callable[[int], None]) -> None:
-        self.on_data = on_data
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.on_data(len(data))
-
-
 async def _sink(protocol: str, on_data: Callable[[int], None]) -> tuple[int, Callable[[], Awaitable[None]]]:
-    """A loopback peer that counts what arrives; returns its port and a closer."""
-    loop = asyncio.get_running_loop()
+    """A loopback peer (sim7020_core.emulator.peers) that counts what arrives; returns its port, a closer."""
+
+    def count(data: bytes) -> None:
+        on_data(len(data))
+
     if protocol == "udp":
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpSink(on_data), local_addr=("127.0.0.1", 0)
-        )
+        udp = await UdpPeer(reply=count, record=False).start()
 
         async def close_udp() -> None:
-            transport.close()
+            udp.close()
 
-        return int(transport.get_extra_info("sockname")[1]), close_udp
+        return udp.port, close_udp
 
-    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            on_data(len(data))
-        writer.close()
-
-    server = await asyncio.start_server(client, "127.0.0.1", 0)
-
-    async def close_tcp() -> None:
-        server.close()
-        await server.wait_closed()
-
-    return int(server.sockets[0].getsockname()[1]), close_tcp
+    tcp = await TcpPeer(reply=count, record=False).start()
+    return tcp.port, tcp.close
 
 
 async def run_case(case: Case, total: int, baud: int, seed: int) -> dict[str, Any]:

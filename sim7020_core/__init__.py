@@ -9,6 +9,9 @@ tests/core/test_public_api.py):
   :class:`PsmChanged`, :class:`ModuleReset` and :class:`DataReceived`;
 - data connections and the transport-plugin contract: :class:`Connection`, :class:`Server`,
   :class:`Transport`, :class:`TransportHost`, :class:`Capabilities`;
+- connection lifecycles owned by the library: :class:`PersistentConnection` (opened again after resets and
+  losses), :class:`PersistentServer` (listens again after resets) and its :class:`ServerClient`,
+  :class:`PersistentState`; the one backoff, :class:`Backoff`, and :func:`describe_error`;
 - plugins: :data:`hookimpl`, :class:`PluginManager`, :func:`make_plugin_manager`,
   :func:`async_make_plugin_manager`; payload codecs: :class:`Codec`, :data:`BUILTIN_CODECS`;
 - every exception (all derive from :class:`Sim7020Error`).
@@ -35,15 +38,18 @@ from .exceptions import (
     ConnectionClosedError,
     DataModeError,
     ModemAsleepError,
+    NoReplyError,
     NotRegisteredError,
     PayloadError,
     PluginError,
     PortBusyError,
+    SendTimeoutError,
     Sim7020Error,
     SimError,
     SocketError,
     TransportError,
     UnsupportedError,
+    describe_error,
 )
 from .markers import hookimpl
 from .models import (
@@ -56,10 +62,12 @@ from .models import (
     PsmStatus,
     Registration,
 )
+from .reconnect import Backoff
 from .version import __version__
 
 if TYPE_CHECKING:
     from .modem import Modem, ModemOptions
+    from .persistent import PersistentConnection, PersistentServer, PersistentState, ServerClient
     from .plugins import PluginManager, async_make_plugin_manager, make_plugin_manager
 
 
@@ -67,6 +75,10 @@ _LAZY = {
     "Modem": ".modem",
     "ModemOptions": ".modem",
     "PluginManager": ".plugins",
+    "PersistentConnection": ".persistent",
+    "PersistentServer": ".persistent",
+    "PersistentState": ".persistent",
+    "ServerClient": ".persistent",
     "async_make_plugin_manager": ".plugins",
     "make_plugin_manager": ".plugins",
 }
@@ -86,6 +98,7 @@ __all__ = [
     "CODEC_ALIASES",
     "AtCommandError",
     "AtTimeoutError",
+    "Backoff",
     "Capabilities",
     "CellInfo",
     "CmeError",
@@ -106,8 +119,12 @@ __all__ = [
     "ModemStatus",
     "ModuleReset",
     "NeighbourCell",
+    "NoReplyError",
     "NotRegisteredError",
     "PayloadError",
+    "PersistentConnection",
+    "PersistentServer",
+    "PersistentState",
     "PingReply",
     "PluginError",
     "PluginManager",
@@ -116,7 +133,9 @@ __all__ = [
     "PsmStatus",
     "ReceiveTimeoutError",
     "Registration",
+    "SendTimeoutError",
     "Server",
+    "ServerClient",
     "Sim7020Error",
     "SimError",
     "SocketError",
@@ -128,6 +147,7 @@ __all__ = [
     "UnsupportedError",
     "__version__",
     "async_make_plugin_manager",
+    "describe_error",
     "hookimpl",
     "make_plugin_manager",
 ]

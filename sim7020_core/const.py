@@ -42,7 +42,7 @@ MAX_PAYLOAD_LENGTH = 65536  # a binary-payload header announcing more than this 
 DATA_MODE_GUARD_TIME = 1.0  # silence before and after "+++" (application note 6.14.4)
 ECHO_MEMORY = 8  # how many recently sent commands are remembered to recognise their echo
 
-# --- per-command timeouts (application note; public drivers: TinyGSM, Kampi, OneOS) -----------
+# --- per-command timeouts (public drivers: TinyGSM, Kampi, OneOS; sources in docs/at_notes.md) -
 CFUN_TIMEOUT = 15.0  # AT+CFUN=0/1 (radio on/off)
 REBOOT_TIMEOUT = 15.0  # AT+CFUN=1,1 until the module talks again
 COPS_TIMEOUT = 300.0  # AT+COPS set form (network search)
@@ -82,3 +82,9 @@ CLOSE_TIMEOUT = 5.0  # background tasks to finish after cancellation on close()
 RECONNECT_MIN_DELAY = 1.0  # first backoff delay of ReconnectLogic
 RECONNECT_MAX_DELAY = 60.0  # backoff cap of ReconnectLogic
 RECONNECT_STOP_TIMEOUT = 5.0  # a running reconnect attempt to finish after cancellation
+
+# --- persistent connections and servers (persistent.py) -------------------------------------
+PERSISTENT_OPEN_TIMEOUT = 60.0  # opening a connection or a server (CSOC + CSOCON, CIPSTART …)
+PERSISTENT_CLOSE_TIMEOUT = 10.0  # closing one (CSOCL, CIPCLOSE …)
+PERSISTENT_RETRY_MIN = 0.5  # first backoff delay of a failed (re)open or delivery
+PERSISTENT_RETRY_MAX = 30.0  # backoff cap of a failed (re)open or delivery

@@ -112,6 +112,24 @@ class ConnectionClosedError(SocketError):
     """The connection is closed (by us, by the peer, or because the modem rebooted)."""
 
 
+class NoReplyError(ConnectionClosedError):
+    """A request was sent, and the connection ended before its reply came (the peer hung up, the module
+    reset); whether the peer got the request is unknown."""
+
+
+class SendTimeoutError(SocketError, TimeoutError):
+    """The module did not answer a send within the time the caller allowed (it stalled, or commands ahead
+    of it took that long); whether the data left the module is unknown.
+
+    :param message: what was not answered, and within how long
+    :param timeout: the bound, seconds
+    """
+
+    def __init__(self, message: str, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(message)
+
+
 class PayloadError(SocketError):
     """The payload cannot be carried by this transport (too large, or binary on a text-only path)."""
 
@@ -130,6 +148,28 @@ class ConfigError(Sim7020Error):
     def __init__(self, errors: Sequence[str]) -> None:
         self.errors = list(errors)
         super().__init__("\n".join(self.errors))
+
+
+def describe_error(err: BaseException) -> str:
+    """What went wrong, in words, for a log line or an error reply: never an empty string.
+
+    Most exceptions say it themselves (``str(err)``); some say nothing: a bare ``TimeoutError`` (what
+    ``asyncio.timeout`` raises), ``CancelledError``, an ``OSError`` without arguments. Those are named by
+    their kind, so a log reads ``send failed (timed out)`` and not ``send failed ()``.
+    """
+    text = str(err).strip()
+    if text:
+        return text
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, ConnectionResetError):
+        return "connection reset"
+    if isinstance(err, ConnectionError):
+        return "connection failed"
+    cause = err.__cause__ or err.__context__
+    if cause is not None and cause is not err:
+        return f"{type(err).__name__} ({describe_error(cause)})"
+    return type(err).__name__
 
 
 #: Meanings of the +CSOERR codes (application note 5.11).
@@ -159,13 +199,16 @@ __all__ = [
     "ConnectionClosedError",
     "DataModeError",
     "ModemAsleepError",
+    "NoReplyError",
     "NotRegisteredError",
     "PayloadError",
     "PluginError",
     "PortBusyError",
+    "SendTimeoutError",
     "SimError",
     "Sim7020Error",
     "SocketError",
     "TransportError",
     "UnsupportedError",
+    "describe_error",
 ]

@@ -146,7 +146,7 @@ class CellInfo:
 
 @dataclass(frozen=True, slots=True)
 class ModemStatus:
-    """A snapshot of the module's network state (see DESIGN.md)."""
+    """A snapshot of the module's network state (docs/internals.md, "Public API")."""
 
     csq: int | None = None
     rssi_dbm: int | None = None

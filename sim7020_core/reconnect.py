@@ -1,10 +1,16 @@
-"""Reconnect logic: bring a lost session back with capped exponential backoff.
+"""Backoff and reconnect logic: the library's one way of waiting between failed attempts.
 
-Modelled on aioesphomeapi's ``ReconnectLogic``: the owner gives an async ``connect`` callable that does
-one full attempt (reopen, resync, re-initialise) and raises on failure; this class runs attempts, spaces
-failed ones with a capped backoff on ``loop.call_at`` timers, and reports through callbacks. The owner
-calls :meth:`ReconnectLogic.start` when it notices the session is gone (the watchdog's fatal-error path,
-a lost port) and :meth:`ReconnectLogic.stop` when it closes.
+- :class:`Backoff` is the capped exponential backoff every retry of the library and of its applications uses
+  (the modem's recovery, persistent connections and servers, the bridge's modem, routes and queue, Home
+  Assistant's server): ``min_delay * factor ** (failures - 1)``, capped at ``max_delay``.
+- :func:`retry` runs an attempt until it succeeds, waiting :class:`Backoff` delays between failures.
+- :class:`ReconnectLogic` brings a lost session back in the background, on ``loop.call_at`` timers.
+
+``ReconnectLogic`` is modelled on aioesphomeapi's ``ReconnectLogic``: the owner gives an async ``connect``
+callable that does one full attempt (reopen, resync, re-initialise) and raises on failure; this class runs
+attempts, spaces failed ones with a capped backoff on ``loop.call_at`` timers, and reports through callbacks.
+The owner calls :meth:`ReconnectLogic.start` when it notices the session is gone (the watchdog's fatal-error
+path, a lost port) and :meth:`ReconnectLogic.stop` when it closes.
 
 Backoff: ``min_delay * factor ** (tries - 1)``, capped at ``max_delay``. While the module sleeps in PSM a
 failure is expected rather than alarming, so :meth:`ReconnectLogic.set_delay_cap` lets the owner lower the
@@ -19,12 +25,94 @@ import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from . import const
+from .exceptions import describe_error
 
 _LOGGER = logging.getLogger(__name__)
 
-__all__ = ["ReconnectLogic", "ReconnectState"]
+__all__ = ["Backoff", "ReconnectLogic", "ReconnectState", "retry"]
+
+_T = TypeVar("_T")
+
+
+class Backoff:
+    """Capped exponential backoff: after ``n`` failures in a row, wait ``min_delay * factor ** (n - 1)``
+    seconds, at most ``max_delay`` (or the lower :meth:`set_cap`).
+
+    :param min_delay: the delay after the first failure, seconds
+    :param max_delay: the cap, seconds
+    :param factor: growth of the delay per failure
+    """
+
+    def __init__(self, min_delay: float, max_delay: float, *, factor: float = 2.0) -> None:
+        if min_delay < 0 or max_delay < min_delay or factor < 1:
+            raise ValueError(
+                f"backoff needs 0 <= min_delay <= max_delay and factor >= 1, "
+                f"not {min_delay!r}, {max_delay!r}, {factor!r}"
+            )
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self.factor = factor
+        self._cap: float | None = None
+        self._failures = 0
+
+    @property
+    def failures(self) -> int:
+        """Failures in a row so far (0 after :meth:`reset`)."""
+        return self._failures
+
+    def delay(self) -> float:
+        """The wait the failures so far call for (0.0 before any failure)."""
+        if self._failures <= 0:
+            return 0.0
+        cap = self.max_delay if self._cap is None else min(self.max_delay, self._cap)
+        # the exponent is bounded so that a long outage never overflows the float
+        growth = self.factor ** min(self._failures - 1, 64)
+        return float(min(self.min_delay * growth, cap))
+
+    def fail(self) -> float:
+        """Count one more failure; return the delay to wait before the next attempt."""
+        self._failures += 1
+        return self.delay()
+
+    def reset(self) -> None:
+        """An attempt succeeded: the next failure waits ``min_delay`` again."""
+        self._failures = 0
+
+    def set_cap(self, cap: float | None) -> None:
+        """Lower the cap for a while (e.g. while the module is in PSM); None restores ``max_delay``."""
+        self._cap = cap
+
+    def __repr__(self) -> str:
+        return f"<Backoff {self.min_delay:g}..{self.max_delay:g} s, {self._failures} failures>"
+
+
+async def retry(
+    attempt: Callable[[], Awaitable[_T]],
+    *,
+    backoff: Backoff,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
+    on_error: Callable[[BaseException, float], None] | None = None,
+) -> _T:
+    """Run ``attempt`` until it succeeds, waiting ``backoff`` delays between failures; return its result.
+
+    :param retry_on: the exceptions that mean "try again later"; any other one is raised at once
+    :param on_error: called with each failure and the delay before the next attempt (to log it, count it);
+        it may raise to give up (the exception propagates)
+    """
+    while True:
+        try:
+            result = await attempt()
+        except retry_on as err:
+            delay = backoff.fail()
+            if on_error is not None:
+                on_error(err, delay)
+            await asyncio.sleep(delay)
+            continue
+        backoff.reset()
+        return result
 
 
 class ReconnectState(enum.Enum):
@@ -45,6 +133,7 @@ class ReconnectLogic:
     :param min_delay: delay after the first failure, seconds
     :param max_delay: cap of the delay, seconds
     :param factor: growth of the delay per failed attempt
+    :param backoff: the backoff to use (instead of ``min_delay``, ``max_delay`` and ``factor``)
     :param name: for log messages
     """
 
@@ -57,18 +146,19 @@ class ReconnectLogic:
         min_delay: float | None = None,
         max_delay: float | None = None,
         factor: float = 2.0,
+        backoff: Backoff | None = None,
         name: str = "modem",
     ) -> None:
         self._connect = connect
         self._on_connect = on_connect
         self._on_connect_error = on_connect_error
-        self._min_delay = const.RECONNECT_MIN_DELAY if min_delay is None else min_delay
-        self._max_delay = const.RECONNECT_MAX_DELAY if max_delay is None else max_delay
-        self._factor = factor
-        self._cap: float | None = None
+        self._backoff = backoff or Backoff(
+            const.RECONNECT_MIN_DELAY if min_delay is None else min_delay,
+            const.RECONNECT_MAX_DELAY if max_delay is None else max_delay,
+            factor=factor,
+        )
         self._name = name
         self._state = ReconnectState.IDLE
-        self._tries = 0
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._done = asyncio.Event()
@@ -83,7 +173,7 @@ class ReconnectLogic:
     @property
     def tries(self) -> int:
         """Failed attempts since the last start() (reset on success)."""
-        return self._tries
+        return self._backoff.failures
 
     @property
     def last_error(self) -> BaseException | None:
@@ -97,15 +187,11 @@ class ReconnectLogic:
 
     def next_delay(self) -> float:
         """The delay before the next attempt after ``tries`` failures."""
-        if self._tries <= 0:
-            return 0.0
-        delay = self._min_delay * self._factor ** (self._tries - 1)
-        cap = self._max_delay if self._cap is None else min(self._max_delay, self._cap)
-        return float(min(delay, cap))
+        return self._backoff.delay()
 
     def set_delay_cap(self, cap: float | None) -> None:
         """Lower the backoff cap (e.g. while the module is in PSM); None restores ``max_delay``."""
-        self._cap = cap
+        self._backoff.set_cap(cap)
 
     def start(self) -> None:
         """Start reconnecting now (no-op when already active; refused after stop())."""
@@ -113,7 +199,7 @@ class ReconnectLogic:
             raise RuntimeError(f"reconnect logic of {self._name} was stopped")
         if self.active:
             return
-        self._tries = 0
+        self._backoff.reset()
         self._last_error = None
         self._done.clear()
         self._run_attempt()
@@ -165,11 +251,14 @@ class ReconnectLogic:
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - any failure of an attempt means "retry later"
-            self._tries += 1
             self._last_error = err
-            delay = self.next_delay()
+            delay = self._backoff.fail()
             _LOGGER.info(
-                "%s: reconnect attempt %d failed (%s); next in %.1f s", self._name, self._tries, err, delay
+                "%s: reconnect attempt %d failed (%s); next in %.1f s",
+                self._name,
+                self._backoff.failures,
+                describe_error(err),
+                delay,
             )
             if self._on_connect_error is not None:
                 try:
@@ -187,8 +276,8 @@ class ReconnectLogic:
                 self._task = None
         if self._state is ReconnectState.STOPPED:
             return
-        _LOGGER.info("%s: reconnected after %d failed attempt(s)", self._name, self._tries)
-        self._tries = 0
+        _LOGGER.info("%s: reconnected after %d failed attempt(s)", self._name, self._backoff.failures)
+        self._backoff.reset()
         self._state = ReconnectState.IDLE
         self._done.set()
         if self._on_connect is not None:

@@ -1,8 +1,8 @@
 """Pure parsers for the modem manager: AT answers and URCs → plain values and models.
 
-Liberal in what they accept (AT_NOTES "rule of thumb"): quoted or unquoted fields, optional trailing
-fields, ``+CMD:`` headers split from their values. Each parser returns ``None`` (or a default) for what
-is missing instead of raising, except where a malformed line would be a lie (:func:`parse_cipping`,
+Liberal in what they accept (docs/at_notes.md, "The rule of thumb"): quoted or unquoted fields, optional
+trailing fields, ``+CMD:`` headers split from their values. Each parser returns ``None`` (or a default) for
+what is missing instead of raising, except where a malformed line would be a lie (:func:`parse_cipping`,
 :func:`parse_cdnsgip` raise :class:`ValueError` naming the line).
 
 These are driver-side parsers: the emulator has its own and the two never share code.

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import UdpPeer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -28,16 +29,6 @@ def python_blocks() -> list[str]:
     return readme_blocks("python")
 
 
-class _Echo(asyncio.DatagramProtocol):
-    transport: asyncio.DatagramTransport
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.transport.sendto(b"echo:" + data, addr)
-
-
 @pytest.fixture
 def world() -> Iterator[tuple[str, int]]:
     """An emulator and a UDP echo peer served from a background event loop."""
@@ -45,19 +36,18 @@ def world() -> Iterator[tuple[str, int]]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
-    async def start() -> tuple[Emulator, asyncio.DatagramTransport, str, int]:
+    async def start() -> tuple[Emulator, UdpPeer, str]:
         emu = Emulator(hosts={"example.com": "127.0.0.1"}, registration_delay=0.01)
         host, port = await emu.start_tcp("127.0.0.1", 0)
-        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            _Echo, local_addr=("127.0.0.1", 0)
-        )
-        return emu, transport, f"socket://{host}:{port}", transport.get_extra_info("sockname")[1]
+        echo = await UdpPeer(reply=lambda data: b"echo:" + data).start()
+        return emu, echo, f"socket://{host}:{port}"
 
-    emu, echo, url, echo_port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    emu, echo, url = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    echo_port = echo.port
     try:
         yield url, echo_port
     finally:
-        echo.close()
+        loop.call_soon_threadsafe(echo.close)
         asyncio.run_coroutine_threadsafe(emu.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)

@@ -1,27 +1,41 @@
 """The runtime object of one config entry: the modem, its status coordinator and its data connections.
 
-The library (:class:`sim7020_core.Modem`) owns the serial link, the watchdog, the status polling and the
-reconnect logic; this module only reflects what the library reports (``Modem.subscribe``) into Home
-Assistant (the status through :class:`.coordinator.Sim7020Coordinator`), and keeps the connections opened by
-the ``sim7020.send`` action so that replies arriving later reach the event bus.
+The library owns the serial link, the watchdog, the status polling and the reconnect logic
+(:class:`sim7020_core.Modem`), and the life of data connections: the connections opened by the
+``sim7020.send`` action are :class:`sim7020_core.PersistentConnection` objects (opened again after a reset or
+a hang-up, closed after :data:`CONNECTION_IDLE_TIMEOUT` without traffic) and the ``listen_port`` option is a
+:class:`sim7020_core.PersistentServer` (listening again after every reset). This module only translates: the
+library's events into Home Assistant (the status through :class:`.coordinator.Sim7020Coordinator`), received
+data into ``sim7020_data_received`` events, and the actions into library calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import binascii
-import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
-from sim7020_core import LinkState, PingReply, Sim7020Error, StateChanged, StatusChanged
-from sim7020_core.exceptions import ConnectionClosedError
+from sim7020_core import (
+    Backoff,
+    LinkState,
+    NoReplyError,
+    PersistentConnection,
+    PersistentServer,
+    PersistentState,
+    PingReply,
+    ReceiveTimeoutError,
+    ServerClient,
+    Sim7020Error,
+    StateChanged,
+    StatusChanged,
+)
 
 from .const import (
     CLOSE_TIMEOUT,
@@ -40,19 +54,19 @@ from .const import (
 from .coordinator import AVAILABLE_STATES, Sim7020Coordinator
 
 if TYPE_CHECKING:
-    from sim7020_core import Modem, ModemEvent
-    from sim7020_core.connection import Connection, Server
+    from sim7020_core import Modem, ModemEvent, Server
 
     from . import Sim7020ConfigEntry
 
 _LOGGER = logging.getLogger(__name__)
 
-#: A connection opened by ``sim7020.send`` is closed after this many seconds without incoming data,
-#: so the module's few sockets are not held forever.
+#: A connection opened by ``sim7020.send`` (or a client of the listener) is closed after this many seconds
+#: without traffic, so the module's few sockets are not held forever.
 CONNECTION_IDLE_TIMEOUT = 300.0
 
-#: Seconds between attempts to (re)start the TCP server while the module is not ready or refuses.
-LISTEN_RETRY_DELAY = 1.0
+#: Backoff of the TCP server's attempts to listen while the module refuses (seconds, doubled up to the max).
+LISTEN_RETRY_MIN = 1.0
+LISTEN_RETRY_MAX = 60.0
 
 ConnectionKey = tuple[str, str, str, int]  # (transport, protocol, host, port)
 EventListener = Callable[[str, dict[str, Any]], None]
@@ -73,28 +87,6 @@ def data_event(protocol: str, host: str, port: int, data: bytes) -> dict[str, An
     }
 
 
-@dataclass(eq=False)
-class TrackedConnection:
-    """A data connection opened on behalf of an action, with its reader task and reply waiters."""
-
-    key: ConnectionKey
-    connection: Connection
-    task: asyncio.Task[None] | None = None
-    waiters: list[asyncio.Future[bytes]] = field(default_factory=list)
-    #: Set for clients accepted by the module's TCP server (the module does not tell their address).
-    client_id: int | None = None
-
-    def event(self, data: bytes) -> dict[str, Any]:
-        """The ``sim7020_data_received`` payload for ``data`` received on this connection."""
-        _, protocol, host, port = self.key
-        connection = self.connection
-        if self.client_id is not None:
-            payload = data_event(protocol, connection.remote_host, connection.remote_port, data)
-            payload["client_id"] = self.client_id
-            return payload
-        return data_event(protocol, connection.remote_host or host, connection.remote_port or port, data)
-
-
 class Sim7020Manager:
     """Everything one config entry owns at runtime (stored in ``entry.runtime_data``)."""
 
@@ -104,16 +96,15 @@ class Sim7020Manager:
         self.modem = modem
         self.coordinator = Sim7020Coordinator(hass, entry, modem)
         self.device_id: str | None = None
-        self.connections: dict[ConnectionKey, TrackedConnection] = {}
-        self._open_lock = asyncio.Lock()
+        #: Connections opened by ``sim7020.send``, by (transport, protocol, host, port).
+        self.connections: dict[ConnectionKey, PersistentConnection] = {}
+        #: Clients of the module's TCP server, by the ``client_id`` their events carry.
+        self.clients: dict[int, ServerClient] = {}
+        self._client_ids: dict[ServerClient, int] = {}
+        self._next_client_id = 0
+        self._listener: PersistentServer | None = None
         self._event_listeners: list[EventListener] = []
         self._unsubscribe: Callable[[], None] | None = None
-        self._server_task: asyncio.Task[None] | None = None
-        #: Clients accepted by the module's TCP server, by the ``client_id`` their events carry.
-        self.clients: dict[int, TrackedConnection] = {}
-        self._next_client_id = 0
-        #: The module's TCP server while it listens (option ``listen_port``).
-        self.server: Server | None = None
         self._asleep = modem.state is LinkState.ASLEEP
 
     # ------------------------------------------------------------------ lifecycle
@@ -124,22 +115,30 @@ class Sim7020Manager:
         await self.coordinator.async_config_entry_first_refresh()
         listen_port = self.entry.options.get(CONF_LISTEN_PORT)
         if listen_port:
-            self._server_task = self.entry.async_create_background_task(
-                self.hass, self._async_serve(int(listen_port)), f"{DOMAIN} server :{listen_port}"
+            self._listener = PersistentServer(
+                self.modem,
+                int(listen_port),
+                transport=DEFAULT_TRANSPORT,
+                listen_timeout=SERVICE_TIMEOUT,
+                backoff=Backoff(LISTEN_RETRY_MIN, LISTEN_RETRY_MAX),
+                idle_timeout=CONNECTION_IDLE_TIMEOUT,
+                on_client=self._client_connected,
+                on_client_data=self._client_data,
+                on_client_closed=self._client_closed,
+                name=f"{self.entry.title} TCP server",
             )
+            self._listener.start()
 
     async def async_stop(self) -> None:
-        """Close the data connections and the modem; never raises."""
+        """Close the data connections, the server and the modem; never raises."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._server_task is not None:
-            self._server_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._server_task
-            self._server_task = None
-        for tracked in [*self.connections.values(), *self.clients.values()]:
-            await self._async_close_tracked(tracked)
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        for connection in list(self.connections.values()):
+            await connection.close()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.modem.close()
@@ -157,6 +156,16 @@ class Sim7020Manager:
     def asleep(self) -> bool:
         """True while the module sleeps in PSM."""
         return self.modem.state is LinkState.ASLEEP
+
+    @property
+    def server(self) -> Server | None:
+        """The module's TCP server while it listens (option ``listen_port``)."""
+        return self._listener.server if self._listener is not None else None
+
+    @property
+    def open_connections(self) -> int:
+        """Open connections of ``sim7020.send`` plus clients of the module's TCP server."""
+        return sum(1 for connection in self.connections.values() if connection.is_open) + len(self.clients)
 
     @callback
     def async_add_event_listener(self, listener: EventListener) -> Callable[[], None]:
@@ -238,168 +247,108 @@ class Sim7020Manager:
     ) -> dict[str, Any] | None:
         """Send ``data`` on a (reused) connection; return the next data received when asked to wait.
 
-        Returns the event payload of the reply, or ``None`` when not waiting or nothing arrived within
-        ``response_timeout``.
+        Returns the event payload of the reply, or ``None`` when not waiting, when nothing arrived within
+        ``response_timeout``, or when the connection ended first.
         """
         key: ConnectionKey = (transport, protocol, host, port)
-        for attempt in range(2):
-            tracked = await self._async_get_connection(key)
-            waiter = self._add_waiter(tracked) if wait_response else None
-            try:
-                async with asyncio.timeout(SERVICE_TIMEOUT):
-                    await tracked.connection.send(data)
-                break
-            except ConnectionClosedError:
-                # The module rebooted or the peer closed: open a fresh connection once.
-                await self._async_close_tracked(tracked)
-                if attempt:
-                    raise
-        return await self._async_wait_reply(tracked, waiter, response_timeout)
+        connection = self.connections.get(key)
+        if connection is None or connection.closed:
+            connection = self._open(key)
+        reply = await self._async_exchange(connection, data, wait_response, response_timeout)
+        return None if reply is None else self._connection_event(key, reply)
 
     async def async_send_to_client(
         self, client_id: int, data: bytes, *, wait_response: bool, response_timeout: float
     ) -> dict[str, Any] | None:
         """Send ``data`` to a client of the module's TCP server (``client_id`` from its data event)."""
-        tracked = self.clients.get(client_id)
-        if tracked is None or tracked.connection.closed:
+        client = self.clients.get(client_id)
+        if client is None or client.closed:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="client_not_connected",
                 translation_placeholders={"client_id": str(client_id)},
             )
-        waiter = self._add_waiter(tracked) if wait_response else None
-        async with asyncio.timeout(SERVICE_TIMEOUT):
-            await tracked.connection.send(data)
-        return await self._async_wait_reply(tracked, waiter, response_timeout)
+        reply = await self._async_exchange(client, data, wait_response, response_timeout)
+        return None if reply is None else self._client_event(client_id, client, reply)
 
     @staticmethod
-    def _add_waiter(tracked: TrackedConnection) -> asyncio.Future[bytes]:
-        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        tracked.waiters.append(waiter)
-        return waiter
-
-    @staticmethod
-    async def _async_wait_reply(
-        tracked: TrackedConnection, waiter: asyncio.Future[bytes] | None, limit: float
-    ) -> dict[str, Any] | None:
-        if waiter is None:
+    async def _async_exchange(
+        target: PersistentConnection | ServerClient, data: bytes, wait_response: bool, response_timeout: float
+    ) -> bytes | None:
+        if not wait_response:
+            await target.send(data, timeout=SERVICE_TIMEOUT)
             return None
         try:
-            async with asyncio.timeout(limit):
-                return tracked.event(await waiter)
-        except TimeoutError:
+            return await target.request(data, response_timeout, send_timeout=SERVICE_TIMEOUT)
+        except (ReceiveTimeoutError, NoReplyError):
             return None
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if waiter.cancelled() and task is not None and not task.cancelling():
-                return None  # the connection closed before a reply came
-            raise
-        finally:
-            if waiter in tracked.waiters:
-                tracked.waiters.remove(waiter)
 
-    async def _async_get_connection(self, key: ConnectionKey) -> TrackedConnection:
-        async with self._open_lock:
-            tracked = self.connections.get(key)
-            if tracked is not None and not tracked.connection.closed:
-                return tracked
-            if tracked is not None:
-                await self._async_close_tracked(tracked)
-            transport, protocol, host, port = key
-            async with asyncio.timeout(SERVICE_TIMEOUT):
-                connection = await self.modem.open_connection(protocol, host, port, transport=transport)
-            return self._track(key, connection)
+    # ------------------------------------------------------------------ connections and clients
 
     @callback
-    def _track(
-        self, key: ConnectionKey, connection: Connection, client_id: int | None = None
-    ) -> TrackedConnection:
-        """Keep ``connection`` and forward what it receives to the bus."""
-        _, protocol, host, port = key
-        tracked = TrackedConnection(key, connection, client_id=client_id)
-        tracked.task = self.entry.async_create_background_task(
-            self.hass, self._async_read(tracked), f"{DOMAIN} reader {protocol}:{host}:{port}"
+    def _open(self, key: ConnectionKey) -> PersistentConnection:
+        """A connection for ``key``: it opens at its first send, and reports what it receives to the bus."""
+        transport, protocol, host, port = key
+        connection = PersistentConnection(
+            self.modem,
+            protocol,
+            host,
+            port,
+            transport=transport,
+            idle_timeout=CONNECTION_IDLE_TIMEOUT,
+            open_timeout=SERVICE_TIMEOUT,
+            on_data=functools.partial(self._connection_data, key),
+            on_state=functools.partial(self._connection_state, key),
+            name=f"{self.entry.title} {transport} {protocol}:{host}:{port}",
         )
-        if client_id is None:
-            self.connections[key] = tracked
-        else:
-            self.clients[client_id] = tracked
-        self.coordinator.async_update_listeners()
-        return tracked
+        self.connections[key] = connection
+        connection.start()
+        return connection
 
     @callback
-    def _forget(self, tracked: TrackedConnection) -> None:
-        if tracked.client_id is not None:
-            if self.clients.get(tracked.client_id) is tracked:
-                del self.clients[tracked.client_id]
-                self.coordinator.async_update_listeners()
-        elif self.connections.get(tracked.key) is tracked:
-            del self.connections[tracked.key]
-            self.coordinator.async_update_listeners()
+    def _connection_state(self, key: ConnectionKey, state: PersistentState) -> None:
+        connection = self.connections.get(key)
+        if connection is not None and connection.closed:  # closed when idle: the next send opens afresh
+            del self.connections[key]
+        self.coordinator.async_update_listeners()
 
-    @property
-    def open_connections(self) -> int:
-        """Connections opened by ``sim7020.send`` plus clients of the module's TCP server."""
-        return len(self.connections) + len(self.clients)
+    def _connection_event(self, key: ConnectionKey, data: bytes) -> dict[str, Any]:
+        _, protocol, host, port = key
+        connection = self.connections.get(key)
+        current = connection.connection if connection is not None else None
+        if current is not None:
+            host, port = current.remote_host or host, current.remote_port or port
+        return data_event(protocol, host, port, data)
 
-    async def _async_serve(self, port: int) -> None:
-        """Run the module's TCP server on ``port``; clients' data reaches the bus like any other.
+    @callback
+    def _connection_data(self, key: ConnectionKey, data: bytes) -> None:
+        self._on_data(self._connection_event(key, data))
 
-        A module reset closes the server: it is started again once the module is ready.
-        """
-        while True:
-            if self.modem.state is not LinkState.READY:
-                await asyncio.sleep(LISTEN_RETRY_DELAY)
-                continue
-            try:
-                async with asyncio.timeout(SERVICE_TIMEOUT):
-                    server = await self.modem.listen(port, transport=DEFAULT_TRANSPORT)
-            except (Sim7020Error, TimeoutError) as err:
-                _LOGGER.warning("%s: cannot listen on TCP port %s: %s", self.entry.title, port, err)
-                await asyncio.sleep(LISTEN_RETRY_DELAY)
-                continue
-            _LOGGER.debug("%s: listening on TCP port %s", self.entry.title, port)
-            self.server = server
-            try:
-                async for connection in server:
-                    self._next_client_id += 1
-                    key: ConnectionKey = (DEFAULT_TRANSPORT, "tcp", f"client {self._next_client_id}", port)
-                    self._track(key, connection, client_id=self._next_client_id)
-            finally:
-                self.server = None
-                if not server.closed:
-                    with contextlib.suppress(Sim7020Error, TimeoutError, OSError):
-                        async with asyncio.timeout(CLOSE_TIMEOUT):
-                            await server.close()
-            await asyncio.sleep(LISTEN_RETRY_DELAY)
+    @callback
+    def _client_connected(self, client: ServerClient) -> None:
+        self._next_client_id += 1
+        self.clients[self._next_client_id] = client
+        self._client_ids[client] = self._next_client_id
+        self.coordinator.async_update_listeners()
 
-    async def _async_read(self, tracked: TrackedConnection) -> None:
-        """Forward everything the connection receives until it closes or stays idle too long."""
-        connection = tracked.connection
-        _, protocol, host, port = tracked.key
-        try:
-            while True:
-                try:
-                    data = await connection.receive(timeout=CONNECTION_IDLE_TIMEOUT)
-                except TimeoutError:
-                    _LOGGER.debug("Closing idle connection %s:%s:%s", protocol, host, port)
-                    break
-                except Sim7020Error as err:
-                    _LOGGER.debug("Connection %s:%s:%s ended: %s", protocol, host, port, err)
-                    break
-                for waiter in tracked.waiters:
-                    if not waiter.done():
-                        waiter.set_result(data)
-                tracked.waiters.clear()
-                self._on_data(tracked.event(data))
-        finally:
-            self._forget(tracked)
-            for waiter in tracked.waiters:
-                waiter.cancel()
-            if not connection.closed:
-                with contextlib.suppress(Sim7020Error, TimeoutError, OSError):
-                    async with asyncio.timeout(CLOSE_TIMEOUT):
-                        await connection.close()
+    @callback
+    def _client_closed(self, client: ServerClient) -> None:
+        client_id = self._client_ids.pop(client, None)
+        if client_id is not None:
+            self.clients.pop(client_id, None)
+        self.coordinator.async_update_listeners()
+
+    @callback
+    def _client_data(self, client: ServerClient, data: bytes) -> None:
+        client_id = self._client_ids.get(client)
+        if client_id is not None:
+            self._on_data(self._client_event(client_id, client, data))
+
+    @staticmethod
+    def _client_event(client_id: int, client: ServerClient, data: bytes) -> dict[str, Any]:
+        payload = data_event("tcp", client.remote_host, client.remote_port, data)
+        payload["client_id"] = client_id
+        return payload
 
     @callback
     def _on_data(self, payload: dict[str, Any]) -> None:
@@ -419,15 +368,3 @@ class Sim7020Manager:
             await mqtt.async_publish(self.hass, topic, json.dumps(payload))
         except HomeAssistantError as err:
             _LOGGER.warning("Could not forward received data to MQTT topic %s: %s", topic, err)
-
-    async def _async_close_tracked(self, tracked: TrackedConnection) -> None:
-        self._forget(tracked)
-        task = tracked.task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if not tracked.connection.closed:
-            with contextlib.suppress(Sim7020Error, TimeoutError, OSError):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await tracked.connection.close()

@@ -31,9 +31,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..events import ModemEvent, ModuleReset
-from ..exceptions import ConfigError, PluginError, Sim7020Error
+from ..events import ModemEvent
+from ..exceptions import ConfigError, PluginError, Sim7020Error, describe_error
 from ..models import LinkState, ModemInfo, ModemStatus
+from ..reconnect import Backoff
 from .commands import CommandHandler
 from .config import BridgeConfig, ModemConfig
 from .discovery import discovery_payload, discovery_topic
@@ -246,25 +247,25 @@ class ModemBridge:
     # ------------------------------------------------------------------ modem
 
     async def _run_modem(self) -> None:
-        delay = MODEM_RETRY_MIN
+        backoff = Backoff(MODEM_RETRY_MIN, MODEM_RETRY_MAX)
         while True:
             self._publish_state(link=LinkState.CONNECTING.value)
             try:
                 async with asyncio.timeout(MODEM_CONNECT_TIMEOUT):
                     modem = await self._factory(self.modem_cfg, self._plugins)
             except (Sim7020Error, TimeoutError, OSError) as err:
+                delay = backoff.fail()
                 _LOGGER.warning(
                     "modem %s: cannot open %s (%s); retrying in %.0f s",
                     self.modem_cfg.id,
                     self.modem_cfg.device,
-                    err,
+                    describe_error(err),
                     delay,
                 )
                 self._publish_state(link=LinkState.DISCONNECTED.value)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MODEM_RETRY_MAX)
                 continue
-            delay = MODEM_RETRY_MIN
+            backoff.reset()
             self.modem = modem
             _LOGGER.info(
                 "modem %s: %s %s (IMEI %s) ready",
@@ -282,9 +283,7 @@ class ModemBridge:
             finally:
                 unsubscribe()
                 self._ready.clear()
-                for route in self.routes:
-                    route.modem_reset()
-                await self._close_modem(modem)  # also when cancelled (shutdown)
+                await self._close_modem(modem)  # also when cancelled (shutdown); routes' connections end
             _LOGGER.warning("modem %s: session closed; reopening", self.modem_cfg.id)
 
     async def _wait_closed(self, modem: Any) -> None:
@@ -304,9 +303,7 @@ class ModemBridge:
             _LOGGER.debug("modem %s: close failed: %s", self.modem_cfg.id, err)
 
     def _on_modem_event(self, event: ModemEvent) -> None:
-        if isinstance(event, ModuleReset):
-            for route in self.routes:
-                route.modem_reset()
+        # a module reset ends the routes' connections through their transports (sim7020_core.persistent)
         self._on_modem_state(event.state)
         self._publish_state()
 

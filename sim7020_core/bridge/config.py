@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
 import yaml
+from paho.mqtt.client import topic_matches_sub
 
 from ..exceptions import ConfigError, PluginError
 
@@ -699,7 +700,7 @@ def validate_config(
                 )
             downlinks.setdefault(downlink, i)
             for route_filter in uplink:
-                if topic_matches(route_filter, downlink):
+                if topic_matches_sub(route_filter, downlink):  # paho's rule: what the client delivers
                     errors.add(
                         [*where, "downlink"],
                         f"downlink topic {downlink!r} matches the route's own uplink filter {route_filter!r}"
@@ -736,22 +737,6 @@ def validate_config(
     return BridgeConfig(
         mqtt=mqtt, state_dir=state_dir, modems=tuple(modems), routes=tuple(routes), source=source
     )
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """True when ``topic`` matches the MQTT ``topic_filter`` (``+`` and ``#`` wildcards)."""
-    f_levels = topic_filter.split("/")
-    t_levels = topic.split("/")
-    if topic.startswith("$") and f_levels[0] in ("+", "#"):
-        return False
-    for i, level in enumerate(f_levels):
-        if level == "#":
-            return True
-        if i >= len(t_levels):
-            return False
-        if level not in ("+", t_levels[i]):
-            return False
-    return len(f_levels) == len(t_levels)
 
 
 def summary(config: BridgeConfig) -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..exceptions import Sim7020Error
+from ..reconnect import Backoff
 from .state_dir import check_state_file, open_state_file, prepare_state_dir
 
 _T = TypeVar("_T")
@@ -267,7 +268,7 @@ class DurableQueue:
         :param writes: ``func`` writes (its success shows the storage works again; a read's does not)
         :raises QueueError: an error retrying cannot fix, or the queue was closed meanwhile
         """
-        delay = QUEUE_RETRY_MIN
+        backoff = Backoff(QUEUE_RETRY_MIN, QUEUE_RETRY_MAX)
         while True:
             try:
                 result = await self._run(func)
@@ -277,13 +278,13 @@ class DurableQueue:
                     raise error from err
                 self.stats["storage_errors"] += 1
                 self._set_problem(str(error))  # the same words whichever operation met it: said once
+                delay = backoff.fail()
                 _LOGGER.debug("cannot %s (%s); retrying in %.1f s", what, error, delay)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._closing.wait()
                 if self._closing.is_set():
                     raise QueueError(f"the queue was closed before it could {what}: {error}") from err
-                delay = min(delay * 2, QUEUE_RETRY_MAX)
                 continue
             if writes:
                 self._set_problem(None)

@@ -4,12 +4,20 @@ Uplink: each message on the route's filters is decoded with the route's encoding
 largest payload the route's transport sends (larger ones are dropped before they take any disk space),
 committed to the sqlite queue, and only then acknowledged to the broker. While the queue cannot store
 (a full disk) the messages are kept in memory, unacknowledged, and stored when the disk has room again.
-A sender task sends queued messages in order on the route's connection and deletes each one after the
-modem accepted it (for transports with an acknowledged send, after the acknowledgement). While the modem
-is away (reboot, PSM, link lost) the messages wait in the queue.
+A sender task delivers queued messages in order and deletes each one after the modem accepted it (for
+transports with an acknowledged send, after the peer's acknowledgement). While the modem is away (reboot,
+PSM, link lost) the messages wait in the queue.
 
 Downlink: data arriving on the connection is encoded, committed to the queue, published (QoS per route)
 and deleted when the broker acknowledged the publish.
+
+The connection's life is the library's (:mod:`sim7020_core.persistent`): a route is a
+:class:`~sim7020_core.persistent.PersistentConnection` (kept open while the route has a downlink topic,
+opened when there is something to send otherwise) or, with ``listen_port``, a
+:class:`~sim7020_core.persistent.PersistentServer` whose most recent client gets the uplink. Both open
+(listen) again after module resets and send with the library's backoff; this module only translates between
+them and MQTT, and waits with the same :class:`~sim7020_core.reconnect.Backoff` where the queue or the broker
+refuse.
 """
 
 from __future__ import annotations
@@ -17,29 +25,35 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from ..codecs import Codec
-from ..exceptions import PayloadError, Sim7020Error, UnsupportedError
+from ..connection import Connection
+from ..exceptions import PayloadError, Sim7020Error, describe_error
+from ..persistent import PersistentConnection, PersistentServer, ServerClient
+from ..reconnect import Backoff, retry
 from .config import RouteConfig
 from .mqtt import IncomingMessage, MqttClient
 from .queue import DurableQueue, QueueError
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Bound on one send on the modem (a wake from PSM included).
-ROUTE_SEND_TIMEOUT = 60.0
-#: Bound on opening the route's connection.
+#: Bound on the module's answer to a UDP send: the module answers once the datagram is in its buffer, without
+#: waiting for the network, so a send unanswered this long was lost to a stalled module and is sent again.
+ROUTE_SEND_TIMEOUT = 5.0
+#: Bound on a TCP send: it may wait for the peer's acknowledgement (or SEND OK) over the radio.
+ROUTE_TCP_SEND_TIMEOUT = 60.0
+#: Bound on opening the route's connection (or starting its server).
 ROUTE_OPEN_TIMEOUT = 60.0
 #: Bound on the broker's acknowledgement of a downlink publish before it is retried.
 DOWNLINK_ACK_TIMEOUT = 30.0
-#: Retry backoff after a failed open/send (seconds, doubled up to the max).
+#: Retry backoff after a failed open/send or publish (seconds, doubled up to the max).
 ROUTE_RETRY_MIN = 0.5
 ROUTE_RETRY_MAX = 30.0
 #: Messages read from the queue at a time.
 QUEUE_BATCH = 64
-#: Backoff of storing uplink messages the queue refused with an error retrying in the queue cannot fix.
+#: Backoff cap of storing uplink messages the queue refused with an error retrying in the queue cannot fix.
 STORE_RETRY_MAX = 30.0
 #: Bound on storing the last uplink messages at shutdown (unstored ones are redelivered to the next run).
 STOP_STORE_TIMEOUT = 5.0
@@ -76,7 +90,6 @@ class RouteRunner:
     ) -> None:
         self.route = route
         self.max_payload = max_payload
-        self._host = host
         self._mqtt = mqtt
         self._queue = queue
         self._codec = codec
@@ -87,11 +100,42 @@ class RouteRunner:
         self._batch: list[tuple[IncomingMessage, bytes]] = []
         self._batch_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._conn: Any = None
-        self._conn_ready = asyncio.Event()
-        self._conn_lost = asyncio.Event()
-        self._conn_request = asyncio.Event()
+        self._client_readers: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._store_backoff = Backoff(ROUTE_RETRY_MIN, STORE_RETRY_MAX)
+        backoff = Backoff(ROUTE_RETRY_MIN, ROUTE_RETRY_MAX)
+        name = f"route {route.name}"
+        self._link: PersistentConnection | PersistentServer
+        if route.listen_port is not None:
+            self._link = PersistentServer(
+                host.wait_ready,
+                route.listen_port,
+                transport=route.transport,
+                options=route.options,
+                listen_timeout=ROUTE_OPEN_TIMEOUT,
+                backoff=backoff,
+                on_client=self._client_connected,
+                name=name,
+            )
+        else:
+            if route.host is None or route.port is None:
+                raise ValueError(f"route {route.name!r} has neither host/port nor listen_port")
+            options = dict(route.options)
+            if route.transport == "native" and route.protocol == "tcp":
+                options.setdefault("send_ack", True)  # delete uplink only once the peer acknowledged it
+            self._link = PersistentConnection(
+                host.wait_ready,
+                route.protocol,
+                route.host,
+                route.port,
+                transport=route.transport,
+                options=options,
+                keep_open=route.downlink is not None,  # downlink routes stay open to receive
+                open_timeout=ROUTE_OPEN_TIMEOUT,
+                backoff=backoff,
+                name=name,
+            )
+        self._send_timeout = ROUTE_SEND_TIMEOUT if route.protocol == "udp" else ROUTE_TCP_SEND_TIMEOUT
         self.stats = {
             "uplink_queued": 0,
             "uplink_sent": 0,
@@ -103,6 +147,14 @@ class RouteRunner:
             "possible_duplicates": 0,
         }
 
+    @property
+    def connection(self) -> Connection | None:
+        """The connection the uplink goes to now (for a listening route, the latest client's)."""
+        if isinstance(self._link, PersistentServer):
+            client = self._link.latest_client
+            return client.connection if client is not None else None
+        return self._link.connection
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
@@ -110,14 +162,16 @@ class RouteRunner:
         for topic_filter in self.route.uplink:
             self._mqtt.subscribe(topic_filter, self._on_uplink, qos=max(1, self.route.qos))
         self._tasks = [
-            asyncio.create_task(self._connection_keeper(), name=f"route-{self.route.name}-conn"),
             asyncio.create_task(self._sender(), name=f"route-{self.route.name}-up"),
             asyncio.create_task(self._downlink_publisher(), name=f"route-{self.route.name}-down"),
         ]
+        if isinstance(self._link, PersistentConnection):
+            self._tasks.append(
+                asyncio.create_task(self._reader(self._link), name=f"route-{self.route.name}-reader")
+            )
+        self._link.start()
         self._up_wakeup.set()
         self._down_wakeup.set()
-        if self.route.downlink is not None:
-            self._conn_request.set()  # downlink routes keep their connection open to receive
 
     async def stop(self) -> None:
         """Stop the tasks and close the connection; queued messages stay on disk."""
@@ -129,14 +183,11 @@ class RouteRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(self._batch_task, return_exceptions=True)
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._client_readers]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._close_connection()
-
-    def modem_reset(self) -> None:
-        """The modem rebooted or the link was reopened: the connection is gone."""
-        self._conn_lost.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._link.close()
 
     # ------------------------------------------------------------------ uplink
 
@@ -178,32 +229,34 @@ class RouteRunner:
         self._mqtt.ack(msg.mid, msg.qos)
 
     async def _commit_batches(self) -> None:
-        delay = ROUTE_RETRY_MIN
         while self._batch:
             batch, self._batch = self._batch, []
-            try:
-                # waits (the queue retries) while the disk is full; the messages stay unacknowledged
-                await self._queue.put_many(self.up_queue, [(m.topic, data) for m, data in batch])
-            except QueueError as err:
+
+            def store_failed(err: BaseException, delay: float, count: int = len(batch)) -> None:
                 if self._stopping:
-                    return  # not acknowledged: the broker delivers them again to the next run
-                # Keep them (the broker redelivers only on a new session) and try again.
+                    raise err  # not acknowledged: the broker delivers them again to the next run
                 _LOGGER.error(
                     "route %s: cannot store %d uplink messages (%s); retrying in %.0f s",
-                    self.route.name, len(batch), err, delay,
+                    self.route.name, count, describe_error(err), delay,
                 )  # fmt: skip
-                self._batch[:0] = batch
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, STORE_RETRY_MAX)
-                continue
-            delay = ROUTE_RETRY_MIN
+
+            items = [(m.topic, data) for m, data in batch]
+            try:
+                # waits (the queue retries) while the disk is full; the messages stay unacknowledged
+                await retry(
+                    functools.partial(self._queue.put_many, self.up_queue, items),
+                    backoff=self._store_backoff,
+                    retry_on=(QueueError,),
+                    on_error=store_failed,
+                )
+            except QueueError:
+                return
             for msg, _data in batch:
                 self._mqtt.ack(msg.mid, msg.qos)
             self.stats["uplink_queued"] += len(batch)
             self._up_wakeup.set()
 
     async def _sender(self) -> None:
-        delay = ROUTE_RETRY_MIN
         # The oldest message found at start may have been sent just before a crash.
         uncertain = {m.id for m in await self._queue.peek(self.up_queue, 1)}
         while True:
@@ -214,214 +267,70 @@ class RouteRunner:
                 continue
             self._up_wakeup.set()  # more may follow
             for message in messages:
-                while True:
-                    if message.id in uncertain:
-                        self.stats["possible_duplicates"] += 1
-                    await self._host.wait_ready()  # not while the modem sleeps in PSM or recovers
-                    conn = await self._connection()
-                    try:
-                        async with asyncio.timeout(ROUTE_SEND_TIMEOUT):
-                            await conn.send(message.payload, **_send_options(conn))
-                    except PayloadError as err:
-                        _LOGGER.error(
-                            "route %s: the transport refuses message %d (%s); dropped",
-                            self.route.name,
-                            message.id,
-                            err,
-                        )
-                        self.stats["uplink_rejected"] += 1
-                        break
-                    except (Sim7020Error, TimeoutError, OSError) as err:
-                        self.stats["send_errors"] += 1
-                        uncertain.add(message.id)
-                        _LOGGER.warning(
-                            "route %s: send failed (%s); retrying in %.1f s", self.route.name, err, delay
-                        )
-                        await self._close_connection()
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, ROUTE_RETRY_MAX)
-                        continue
-                    delay = ROUTE_RETRY_MIN
+                if message.id in uncertain:
+                    self.stats["possible_duplicates"] += 1
+                try:
+                    # waits while the modem sleeps in PSM or recovers (the link's modem source waits)
+                    await self._link.deliver(
+                        message.payload,
+                        timeout=self._send_timeout,
+                        acknowledged=True,
+                        on_error=functools.partial(self._send_failed, message.id, uncertain),
+                    )
+                except PayloadError as err:
+                    _LOGGER.error(
+                        "route %s: the transport refuses message %d (%s); dropped",
+                        self.route.name,
+                        message.id,
+                        err,
+                    )
+                    self.stats["uplink_rejected"] += 1
+                else:
                     self.stats["uplink_sent"] += 1
-                    break
                 uncertain.discard(message.id)
                 await self._queue.delete([message.id])
 
-    # ------------------------------------------------------------------ connection
-
-    async def _connection(self) -> Any:
-        self._conn_request.set()
-        while True:
-            await self._conn_ready.wait()
-            if self._conn is not None and not getattr(self._conn, "closed", False):
-                return self._conn
-            self._conn_ready.clear()
-
-    async def _connection_keeper(self) -> None:
-        if self.route.listen_port is not None:
-            await self._server_keeper()
-            return
-        delay = ROUTE_RETRY_MIN
-        while True:
-            await self._conn_request.wait()
-            modem = await self._host.wait_ready()
-            route = self.route
-            try:
-                async with asyncio.timeout(ROUTE_OPEN_TIMEOUT):
-                    conn = await self._open(modem)
-            except (Sim7020Error, TimeoutError, OSError) as err:
-                _LOGGER.warning(
-                    "route %s: cannot open %s connection to %s:%s (%s); retrying in %.1f s",
-                    route.name,
-                    route.protocol,
-                    route.host,
-                    route.port,
-                    err,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, ROUTE_RETRY_MAX)
-                continue
-            delay = ROUTE_RETRY_MIN
-            _LOGGER.info(
-                "route %s: connected %s %s:%s via %s",
-                route.name,
-                route.protocol,
-                route.host,
-                route.port,
-                route.transport,
-            )
-            self._conn = conn
-            self._conn_lost.clear()
-            remove = conn.add_close_callback(lambda *_a: self._conn_lost.set())
-            reader = asyncio.create_task(
-                self._reader(conn, self._conn_lost.set), name=f"route-{route.name}-reader"
-            )
-            self._conn_ready.set()
-            try:
-                await self._conn_lost.wait()
-            finally:
-                self._conn_ready.clear()
-                remove()
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
-                await self._close_connection()
-            _LOGGER.info("route %s: connection closed; reopening", route.name)
-
-    async def _server_keeper(self) -> None:
-        """Listen routes: a TCP server on the modem; uplink goes to the most recently connected client."""
-        route = self.route
-        assert route.listen_port is not None
-        delay = ROUTE_RETRY_MIN
-        while True:
-            modem = await self._host.wait_ready()
-            try:
-                async with asyncio.timeout(ROUTE_OPEN_TIMEOUT):
-                    server = await modem.listen(route.listen_port, transport=route.transport, **route.options)
-            except (Sim7020Error, TimeoutError, OSError) as err:
-                _LOGGER.warning(
-                    "route %s: cannot listen on port %s (%s); retrying in %.1f s",
-                    route.name, route.listen_port, err, delay,
-                )  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, ROUTE_RETRY_MAX)
-                continue
-            delay = ROUTE_RETRY_MIN
-            _LOGGER.info(
-                "route %s: listening on modem port %s via %s", route.name, route.listen_port, route.transport
-            )
-            clients: list[Any] = []
-            readers: list[asyncio.Task[None]] = []
-            try:
-                async for conn in server:  # ends when the server closes (modem reset, PSM)
-                    _LOGGER.info(
-                        "route %s: client %s:%s connected", route.name, conn.remote_host, conn.remote_port
-                    )
-                    clients.append(conn)
-                    self._conn = conn
-                    self._conn_ready.set()
-                    readers.append(
-                        asyncio.create_task(
-                            self._reader(conn, functools.partial(self._client_gone, clients, conn)),
-                            name=f"route-{route.name}-client",
-                        )
-                    )
-            except (Sim7020Error, OSError) as err:
-                _LOGGER.info("route %s: server ended: %s", route.name, err)
-            finally:
-                self._conn_ready.clear()
-                self._conn = None
-                for task in readers:
-                    task.cancel()
-                await asyncio.gather(*readers, return_exceptions=True)
-                for conn in clients:
-                    await self._close_quietly(conn)
-                await self._close_quietly(server)
-            _LOGGER.info("route %s: server closed; listening again", route.name)
-
-    def _client_gone(self, clients: list[Any], conn: Any) -> None:
-        if conn in clients:
-            clients.remove(conn)
-        if self._conn is conn:
-            self._conn = clients[-1] if clients else None
-            if self._conn is None:
-                self._conn_ready.clear()
-
-    async def _close_quietly(self, item: Any) -> None:
-        try:
-            async with asyncio.timeout(ROUTE_OPEN_TIMEOUT):
-                await item.close()
-        except (Sim7020Error, TimeoutError, OSError) as err:
-            _LOGGER.debug("route %s: close failed: %s", self.route.name, err)
-
-    async def _open(self, modem: Any) -> Any:
-        route = self.route
-        if route.host is None or route.port is None:
-            raise UnsupportedError("the route has no host/port")
-        options = dict(route.options)
-        if route.transport == "native" and route.protocol == "tcp":
-            options.setdefault("send_ack", True)  # delete uplink only once the peer acknowledged it
-        return await modem.open_connection(
-            route.protocol, route.host, route.port, transport=route.transport, **options
+    def _send_failed(self, message_id: int, uncertain: set[int], err: BaseException, delay: float) -> None:
+        """A delivery attempt failed: the next one may repeat what the peer already got."""
+        self.stats["send_errors"] += 1
+        self.stats["possible_duplicates"] += 1
+        uncertain.add(message_id)
+        _LOGGER.warning(
+            "route %s: send failed (%s); retrying in %.1f s", self.route.name, describe_error(err), delay
         )
 
-    async def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        self._conn_lost.set()
-        if conn is not None:
-            try:
-                async with asyncio.timeout(ROUTE_OPEN_TIMEOUT):
-                    await conn.close()
-            except (Sim7020Error, TimeoutError, OSError) as err:
-                _LOGGER.debug("route %s: close failed: %s", self.route.name, err)
+    # ------------------------------------------------------------------ a listening route's clients
+
+    def _client_connected(self, client: ServerClient) -> None:
+        """A client of the route's server: its data goes downlink; it gets the uplink (the newest client)."""
+        task = asyncio.get_running_loop().create_task(
+            self._reader(client), name=f"route-{self.route.name}-client"
+        )
+        self._client_readers.add(task)
+        task.add_done_callback(self._client_readers.discard)
 
     # ------------------------------------------------------------------ downlink
 
-    async def _reader(self, conn: Any, on_end: Callable[[], None]) -> None:
-        try:
-            async for data in conn:
-                self.stats["downlink_received"] += 1
-                if self.route.downlink is None:
-                    _LOGGER.debug(
-                        "route %s: %d bytes received (no downlink topic)", self.route.name, len(data)
-                    )
-                    continue
-                try:
-                    value = self._codec.encode(data)
-                except PayloadError as err:
-                    _LOGGER.warning(
-                        "route %s: received data cannot be encoded as %s (%s); sent as hex",
-                        self.route.name,
-                        self.route.encoding,
-                        err,
-                    )
-                    value = data.hex()
-                payload = value.encode("utf-8") if isinstance(value, str) else value
-                await self._queue.put(self.down_queue, self.route.downlink, payload)
-                self._down_wakeup.set()
-        except (Sim7020Error, OSError) as err:
-            _LOGGER.info("route %s: connection ended: %s", self.route.name, err)
-        on_end()
+    async def _reader(self, source: AsyncIterator[bytes]) -> None:
+        """Store what arrives (on the route's connection, across re-opens; or from one client) for MQTT."""
+        async for data in source:
+            self.stats["downlink_received"] += 1
+            if self.route.downlink is None:
+                _LOGGER.debug("route %s: %d bytes received (no downlink topic)", self.route.name, len(data))
+                continue
+            try:
+                value = self._codec.encode(data)
+            except PayloadError as err:
+                _LOGGER.warning(
+                    "route %s: received data cannot be encoded as %s (%s); sent as hex",
+                    self.route.name,
+                    self.route.encoding,
+                    err,
+                )
+                value = data.hex()
+            payload = value.encode("utf-8") if isinstance(value, str) else value
+            await self._queue.put(self.down_queue, self.route.downlink, payload)
+            self._down_wakeup.set()
 
     async def _downlink_publisher(self) -> None:
         while True:
@@ -441,28 +350,33 @@ class RouteRunner:
         return self._mqtt.publish(topic, payload, qos=self.route.qos, retain=self.route.retain)
 
     async def _until_acknowledged(self, topic: str, payload: bytes, fut: asyncio.Future[None]) -> None:
-        # paho keeps a QoS>0 message across reconnects: wait for it rather than publishing it again.
-        while True:
-            try:
-                async with asyncio.timeout(DOWNLINK_ACK_TIMEOUT):
-                    await asyncio.shield(fut)
-                return
-            except TimeoutError:
-                _LOGGER.warning("route %s: downlink publish still not acknowledged; waiting", self.route.name)
-            except Sim7020Error as err:
-                _LOGGER.warning("route %s: downlink publish failed (%s); retrying", self.route.name, err)
-                await asyncio.sleep(ROUTE_RETRY_MIN)
-                fut = self._publish(topic, payload)
+        # paho keeps a QoS>0 message across reconnects: wait for it rather than publishing it again; only a
+        # publish that failed is made again, after the backoff.
+        futures = [fut]
 
+        async def acknowledged() -> None:
+            current = futures.pop() if futures else self._publish(topic, payload)
+            while True:
+                try:
+                    async with asyncio.timeout(DOWNLINK_ACK_TIMEOUT):
+                        await asyncio.shield(current)
+                    return
+                except TimeoutError:
+                    _LOGGER.warning(
+                        "route %s: downlink publish still not acknowledged; waiting", self.route.name
+                    )
 
-def _send_options(conn: Any) -> dict[str, Any]:
-    """``wait_ack`` where the transport can confirm the peer received the data (TCP)."""
-    transport = getattr(conn, "transport", None)
-    capabilities = getattr(transport, "capabilities", None)
-    if (
-        getattr(capabilities, "acknowledged_send", False)
-        and getattr(conn, "protocol", "") == "tcp"
-        and getattr(transport, "send_ack", True)  # native: only when opened with send_ack=True
-    ):
-        return {"wait_ack": True}
-    return {}
+        def failed(err: BaseException, delay: float) -> None:
+            _LOGGER.warning(
+                "route %s: downlink publish failed (%s); retrying in %.1f s",
+                self.route.name,
+                describe_error(err),
+                delay,
+            )
+
+        await retry(
+            acknowledged,
+            backoff=Backoff(ROUTE_RETRY_MIN, ROUTE_RETRY_MAX),
+            retry_on=(Sim7020Error,),
+            on_error=failed,
+        )

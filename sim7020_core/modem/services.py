@@ -58,7 +58,7 @@ UNSAFE_COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
-#: Meanings of ``+CDNSGIP: 0,<err>`` (Kampi ``sim7020_dns_defs.h``).
+#: Meanings of ``+CDNSGIP: 0,<err>`` (Kampi ``sim7020_dns_defs.h``, docs/at_notes.md).
 DNS_ERRORS: dict[int, str] = {3: "network error", 8: "DNS common error (unknown host?)"}
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sim7020_core.bridge.config import (
     load_config,
     summary,
     topic_filter_error,
-    topic_matches,
+    validate_config,
 )
 from sim7020_core.exceptions import ConfigError
 from sim7020_core.plugins import make_plugin_manager
@@ -290,13 +291,44 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 _level = st.text(alphabet="ab+#/", min_size=0, max_size=6)
 
 
-@given(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=5))
-def test_topic_matches_itself_and_hash(levels: list[str]) -> None:
-    topic = "/".join(levels)
-    assert topic_matches(topic, topic)
-    assert topic_matches("#", topic)
-    assert topic_matches("/".join(["+"] * len(levels)), topic)
-    assert not topic_matches("/".join(["+"] * (len(levels) + 1)), topic)
+@st.composite
+def _downlink_and_filter(draw: st.DrawFn) -> tuple[str, str, bool]:
+    """A downlink topic, an uplink filter built from it, and whether the filter matches it by construction."""
+    levels = draw(st.lists(st.sampled_from(["a", "b", "sim7020"]), min_size=1, max_size=4))
+    pattern = [draw(st.sampled_from([level, "+"])) for level in levels]
+    how = draw(st.sampled_from(["same", "hash", "longer", "other"]))
+    if how == "hash":  # '#' from some level on matches the rest (and the parent level)
+        cut = draw(st.integers(0, len(pattern)))
+        return "/".join(levels), "/".join([*pattern[:cut], "#"]), True
+    if how == "longer":  # one level more than the topic has: never matches
+        return "/".join(levels), "/".join([*pattern, draw(st.sampled_from(["a", "+"]))]), False
+    if how == "other":  # one level spelt differently: never matches
+        i = draw(st.integers(0, len(levels) - 1))
+        pattern[i] = "c"
+        return "/".join(levels), "/".join(pattern), False
+    return "/".join(levels), "/".join(pattern), True
+
+
+@given(_downlink_and_filter())
+def test_a_route_whose_uplink_filter_catches_its_own_downlink_is_refused(case: tuple[str, str, bool]) -> None:
+    """The loop check of check-config, against MQTT's matching rules (the check uses paho's matcher, the
+    one the bridge's client dispatches with, so the two cannot disagree)."""
+    downlink, uplink, loops = case
+    data = {
+        "modems": [{"id": "gw1", "device": "socket://127.0.0.1:7020"}],
+        "routes": [
+            {"name": "r", "modem": "gw1", "host": "h", "port": 1, "uplink": uplink, "downlink": downlink}
+        ],
+    }
+    check = functools.partial(
+        validate_config, data, source=Path("bridge.yaml"), plugins=make_plugin_manager(), check_files=False
+    )
+    if not loops:
+        check()
+        return
+    with pytest.raises(ConfigError) as err:
+        check()
+    assert f"downlink topic {downlink!r} matches the route's own uplink filter {uplink!r}" in str(err.value)
 
 
 @given(_level)

@@ -20,10 +20,11 @@ import pytest
 from sim7020_core.bridge.bridge import Bridge
 from sim7020_core.bridge.config import load_config
 from sim7020_core.bridge.queue import DurableQueue, QueueError
+from sim7020_core.emulator.peers import UdpPeer
 
 from .conftest import Broker, Watcher
 from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config
-from .test_routes import UdpPeer
+from .test_routes import PEER_TIMEOUT
 
 #: Size of the test filesystem (the queue needs a few hundred kB).
 TMPFS_SIZE = "2m"
@@ -167,11 +168,8 @@ async def run_full_disk_scenario(
     caplog.set_level(logging.INFO)
     # mosquitto's default in-flight window: 20 unacknowledged messages stalled the old single session
     broker = make_broker(extra=["max_inflight_messages 20"])
-    loop = asyncio.get_running_loop()
-    transport, peer = await loop.create_datagram_endpoint(
-        lambda: UdpPeer(echo=False), local_addr=("127.0.0.1", 0)
-    )
-    port = transport.get_extra_info("sockname")[1]
+    peer = await UdpPeer().start()
+    port = peer.port
     config = load_config(route_config(tmp_path, broker, small_disk.path / "state", port, protocol))
     bridge = Bridge(config)
     async with asyncio.timeout(BRIDGE_START_TIMEOUT):
@@ -182,7 +180,7 @@ async def run_full_disk_scenario(
         await w.asubscribe("sim7020/gw1/cmd/dns/response")
         await w.asubscribe("sim7020/gw1/state")
         await w.apublish("sensors/a/telemetry", b"before", qos=1)
-        assert await peer.wait_for(1) == [b"before"]
+        assert await peer.wait_for(1, PEER_TIMEOUT) == [b"before"]
 
         small_disk.fill()
         for i in range(WHILE_FULL):
@@ -215,7 +213,7 @@ async def run_full_disk_scenario(
         assert json.loads(cleared.payload)["link"] == "ready"
     finally:
         await bridge.stop()
-        transport.close()
+        peer.close()
 
     logged = caplog.text
     assert "cannot rollback" not in logged

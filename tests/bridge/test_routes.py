@@ -8,12 +8,14 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from sim7020_core.bridge.bridge import Bridge
 from sim7020_core.bridge.config import load_config
+from sim7020_core.bridge.routes import ROUTE_RETRY_MIN, ROUTE_SEND_TIMEOUT
+from sim7020_core.emulator.peers import UdpPeer
 from sim7020_core.events import ModemEvent
 
 from .conftest import Broker, Watcher
@@ -22,41 +24,16 @@ from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config
 PEER_TIMEOUT = 20.0
 
 
-class UdpPeer(asyncio.DatagramProtocol):
-    """The remote server: records datagrams and (optionally) echoes them with a prefix."""
-
-    def __init__(self, echo: bool = True) -> None:
-        self.echo = echo
-        self.received: list[bytes] = []
-        self.event = asyncio.Event()
-        self.transport: asyncio.DatagramTransport | None = None
-        self.last_addr: tuple[str | Any, int] = ("127.0.0.1", 0)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.received.append(data)
-        self.last_addr = addr
-        self.event.set()
-        if self.echo and self.transport is not None:
-            self.transport.sendto(b"echo:" + data, addr)
-
-    async def wait_for(self, count: int, timeout: float = PEER_TIMEOUT) -> list[bytes]:
-        async with asyncio.timeout(timeout):
-            while len(self.received) < count:
-                self.event.clear()
-                await self.event.wait()
-        return self.received
+def echo(data: bytes) -> bytes:
+    """The remote server's answer to each datagram."""
+    return b"echo:" + data
 
 
 @pytest.fixture
 async def udp_peer() -> AsyncIterator[tuple[UdpPeer, int]]:
-    loop = asyncio.get_running_loop()
-    transport, peer = await loop.create_datagram_endpoint(UdpPeer, local_addr=("127.0.0.1", 0))
-    port = transport.get_extra_info("sockname")[1]
-    yield peer, port
-    transport.close()
+    """The remote server: a real UDP socket on loopback that records datagrams and echoes them."""
+    async with UdpPeer(reply=echo) as peer:
+        yield peer, peer.port
 
 
 async def queue_drained(bridge: Bridge, timeout: float = PEER_TIMEOUT) -> None:
@@ -103,7 +80,7 @@ async def test_uplink_and_downlink_round_trip(
     await w.asubscribe("sim7020/gw1/downlink/telemetry")
     for i in range(5):
         await w.apublish(f"sensors/s{i}/telemetry", f"reading {i}".encode(), qos=1)
-    received = await peer.wait_for(5)
+    received = await peer.wait_for(5, PEER_TIMEOUT)
     assert received == [f"reading {i}".encode() for i in range(5)]  # in order
     echoes = [(await w.aexpect("sim7020/gw1/downlink/telemetry")).payload for _ in range(5)]
     assert sorted(echoes) == sorted(b"echo:" + r for r in received)
@@ -124,7 +101,7 @@ async def test_binary_payload_is_carried_unchanged(
     await w.asubscribe("sim7020/gw1/downlink/telemetry")
     blob = bytes(range(256))
     await w.apublish("sensors/bin/telemetry", blob, qos=1)
-    assert (await peer.wait_for(1))[0] == blob
+    assert (await peer.wait_for(1, PEER_TIMEOUT))[0] == blob
     assert (await w.aexpect("sim7020/gw1/downlink/telemetry")).payload == b"echo:" + blob
 
 
@@ -142,7 +119,7 @@ async def test_hex_encoding_and_bad_input(
     caplog.set_level(logging.WARNING)
     await w.apublish("sensors/a/telemetry", "zz-not-hex", qos=1)
     await w.apublish("sensors/a/telemetry", "48 65 6c 6c 6f", qos=1)
-    assert await peer.wait_for(1) == [b"Hello"]
+    assert await peer.wait_for(1, PEER_TIMEOUT) == [b"Hello"]
     assert (await w.aexpect("sim7020/gw1/downlink/telemetry")).payload == (b"echo:Hello").hex().encode()
     assert "sensors/a/telemetry" in caplog.text
     assert "not valid hex" in caplog.text
@@ -161,7 +138,7 @@ async def test_base64_encoding(
     w = watcher_factory(broker)
     await w.asubscribe("sim7020/gw1/downlink/telemetry")
     await w.apublish("sensors/a/telemetry", base64.b64encode(b"\x00\xffdata"), qos=1)
-    assert await peer.wait_for(1) == [b"\x00\xffdata"]
+    assert await peer.wait_for(1, PEER_TIMEOUT) == [b"\x00\xffdata"]
     echo = (await w.aexpect("sim7020/gw1/downlink/telemetry")).payload
     assert base64.b64decode(echo) == b"echo:\x00\xffdata"
 
@@ -180,7 +157,7 @@ async def test_uplink_waits_in_psm_and_goes_out_in_order_on_wake(
     # Let the route open its connection first: a command in flight when the module falls asleep is
     # lost and the driver waits out its timeout (a driver matter, not what this test is about).
     await w.apublish("sensors/a/telemetry", "awake", qos=1)
-    assert await peer.wait_for(1) == [b"awake"]
+    assert await peer.wait_for(1, PEER_TIMEOUT) == [b"awake"]
     peer.received.clear()
     emu.enter_psm()
     await w.aexpect("sim7020/gw1/state", where=lambda m: b'"link": "asleep"' in m.payload)
@@ -193,7 +170,7 @@ async def test_uplink_waits_in_psm_and_goes_out_in_order_on_wake(
     assert peer.received == []  # … but nothing goes out while the modem sleeps
     assert await bridge_with_route.queue.count() == 3
     emu.exit_psm()
-    assert await peer.wait_for(3) == [b"m0", b"m1", b"m2"]
+    assert await peer.wait_for(3, PEER_TIMEOUT) == [b"m0", b"m1", b"m2"]
     assert modem_bridge.modem is not None
 
 
@@ -207,7 +184,7 @@ async def test_uplink_survives_a_modem_reboot(
     emu = bridge_with_route.factory.emulator("gw1")
     w = watcher_factory(broker)
     await w.apublish("sensors/a/telemetry", "before", qos=1)
-    await peer.wait_for(1)
+    await peer.wait_for(1, PEER_TIMEOUT)
     modem = bridge_with_route.modems[0].modem
     events: list[tuple[str, str]] = []
     recovered = asyncio.Event()
@@ -224,7 +201,34 @@ async def test_uplink_survives_a_modem_reboot(
     unsubscribe()
     for i in range(3):
         await w.apublish("sensors/a/telemetry", f"after{i}", qos=1)
-    assert await peer.wait_for(4) == [b"before", b"after0", b"after1", b"after2"]
+    assert await peer.wait_for(4, PEER_TIMEOUT) == [b"before", b"after0", b"after1", b"after2"]
+
+
+async def test_a_module_stall_is_named_and_uplink_resumes_within_seconds(
+    bridge_with_route: Bridge,
+    broker: Broker,
+    udp_peer: tuple[UdpPeer, int],
+    watcher_factory: Callable[..., Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A module that stalls for 3 s loses the send in flight: the log says so, and the message goes out as
+    soon as the send's bound and one backoff step have passed (once, it took a minute and said nothing)."""
+    peer, _port = udp_peer
+    emu = bridge_with_route.factory.emulator("gw1")
+    w = watcher_factory(broker)
+    await w.apublish("sensors/a/telemetry", "before", qos=1)
+    assert await peer.wait_for(1, PEER_TIMEOUT) == [b"before"]
+    caplog.set_level(logging.WARNING)
+    emu.stall(3.0)
+    await w.apublish("sensors/a/telemetry", "during the stall", qos=1)
+    received = await peer.wait_for(2, timeout=ROUTE_SEND_TIMEOUT + 4 * ROUTE_RETRY_MIN + 3.0)
+    assert received == [b"before", b"during the stall"]
+    assert (
+        f"route telemetry: send failed (the module did not answer the send within {ROUTE_SEND_TIMEOUT:g} s)"
+        in caplog.text
+    )
+    stats = bridge_with_route.stats()["modems"]["gw1"]["routes"]["telemetry"]
+    assert stats["send_errors"] >= 1
 
 
 async def test_queued_uplink_survives_a_bridge_restart(
@@ -238,7 +242,7 @@ async def test_queued_uplink_survives_a_bridge_restart(
     emu = bridge.factory.emulator("gw1")
     w = watcher_factory(broker)
     await w.apublish("sensors/a/telemetry", "awake", qos=1)  # the route's connection is open (see above)
-    assert await peer.wait_for(1) == [b"awake"]
+    assert await peer.wait_for(1, PEER_TIMEOUT) == [b"awake"]
     peer.received.clear()
     emu.enter_psm()
     async with asyncio.timeout(PEER_TIMEOUT):
@@ -256,7 +260,7 @@ async def test_queued_uplink_survives_a_bridge_restart(
     await bridge.start()
     try:
         assert bridge.queue.stats["recovered"] == 4
-        assert await peer.wait_for(4) == [b"q0", b"q1", b"q2", b"q3"]
+        assert await peer.wait_for(4, PEER_TIMEOUT) == [b"q0", b"q1", b"q2", b"q3"]
     finally:
         await bridge.stop()
 
@@ -273,12 +277,11 @@ async def test_downlink_waits_for_the_broker(
         w = watcher_factory(broker, client_id="downlink-watcher", clean_session=False)
         await w.asubscribe("sim7020/gw1/downlink/telemetry")
         await w.apublish("sensors/a/telemetry", "hello", qos=1)
-        await peer.wait_for(1)
+        await peer.wait_for(1, PEER_TIMEOUT)
         await w.aexpect("sim7020/gw1/downlink/telemetry")  # the echo of "hello"
-        modem_addr = peer.last_addr
+        modem_addr = peer.last_sender
         await asyncio.to_thread(broker.stop)
-        assert peer.transport is not None
-        peer.transport.sendto(b"while the broker is down", modem_addr)
+        peer.send(b"while the broker is down", modem_addr)
         async with asyncio.timeout(PEER_TIMEOUT):
             while await bridge.queue.count() == 0:  # stored, waiting for the broker
                 await asyncio.sleep(0.05)
@@ -318,7 +321,8 @@ async def test_tcp_route_with_acknowledged_send(
         assert (await w.aexpect("sim7020/gw1/downlink/telemetry")).payload == b"echo:over tcp"
         assert b"".join(received) == b"over tcp"
         route = bridge.modems[0].routes[0]
-        assert route._conn.transport.send_ack  # the uplink is deleted only after the peer's TCP ack
+        assert route.connection is not None
+        assert route.connection.transport.send_ack  # the uplink is deleted only after the peer's TCP ack
         await queue_drained(bridge)
     finally:
         await bridge.stop()

@@ -15,12 +15,13 @@ import pytest
 
 from sim7020_core.bridge.bridge import Bridge
 from sim7020_core.bridge.config import load_config
+from sim7020_core.emulator.peers import UdpPeer
 from sim7020_core.exceptions import ConfigError
 from sim7020_core.plugins import PluginManager, async_make_plugin_manager
 
 from .conftest import Broker, Watcher
 from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config
-from .test_routes import UdpPeer, udp_peer  # noqa: F401 - the fixture
+from .test_routes import PEER_TIMEOUT, udp_peer  # noqa: F401 - the fixture
 
 DOWNLINK = "sim7020/gw1/downlink/plugin"
 
@@ -88,7 +89,7 @@ async def test_plugin_codec_both_ways(
     w = watcher_factory(broker)
     await w.asubscribe(DOWNLINK)
     await w.apublish("sensors/s1/plugin", b"olleh", qos=1)
-    assert await peer.wait_for(1) == [b"hello"]  # decoded (reversed back) on the way up
+    assert await peer.wait_for(1, PEER_TIMEOUT) == [b"hello"]  # decoded (reversed back) on the way up
     # the peer answered b"echo:hello": encoded (reversed) on the way down
     assert (await w.aexpect(DOWNLINK)).payload == b"olleh:ohce"
 

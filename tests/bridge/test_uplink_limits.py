@@ -13,19 +13,18 @@ import pytest
 from sim7020_core.bridge.bridge import Bridge
 from sim7020_core.bridge.config import load_config
 from sim7020_core.bridge.queue import QUEUE_WAL_SIZE_LIMIT, DurableQueue
+from sim7020_core.emulator.peers import UdpPeer
 
 from .conftest import Broker, Watcher
 from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config
-from .test_routes import UdpPeer, route_yaml
+from .test_routes import PEER_TIMEOUT, route_yaml
 
 
 async def test_an_oversize_uplink_is_refused_before_it_is_stored(
     tmp_path: Path, broker: Broker, watcher_factory: Callable[..., Watcher], caplog: pytest.LogCaptureFixture
 ) -> None:
-    transport, peer = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: UdpPeer(echo=False), local_addr=("127.0.0.1", 0)
-    )
-    port = transport.get_extra_info("sockname")[1]
+    peer = await UdpPeer().start()
+    port = peer.port
     bridge = Bridge(load_config(write_config(tmp_path, broker, route_yaml(port))))
     async with asyncio.timeout(BRIDGE_START_TIMEOUT):
         await bridge.start()
@@ -33,13 +32,13 @@ async def test_an_oversize_uplink_is_refused_before_it_is_stored(
         await wait_ready(bridge)
         w = watcher_factory(broker)
         await w.apublish("sensors/a/telemetry", b"small", qos=1)
-        assert await peer.wait_for(1) == [b"small"]
+        assert await peer.wait_for(1, PEER_TIMEOUT) == [b"small"]
         size_before = await bridge.queue.file_size()
         caplog.set_level(logging.WARNING)
         await w.apublish("sensors/big/telemetry", b"x" * 100_000, qos=1)  # native sends 64 KiB at most
         await w.apublish("sensors/huge/telemetry", b"y" * 1_000_000, qos=1)  # not even decoded
         await w.apublish("sensors/a/telemetry", b"after", qos=1)
-        assert await peer.wait_for(2) == [b"small", b"after"]
+        assert await peer.wait_for(2, PEER_TIMEOUT) == [b"small", b"after"]
         stats = bridge.stats()["modems"]["gw1"]["routes"]["telemetry"]
         assert stats["uplink_rejected"] == 2
         assert stats["uplink_queued"] == 2
@@ -49,7 +48,7 @@ async def test_an_oversize_uplink_is_refused_before_it_is_stored(
         assert "x" * 100 not in caplog.text
     finally:
         await bridge.stop()
-        transport.close()
+        peer.close()
 
 
 async def test_the_space_of_deleted_messages_goes_back_to_the_filesystem(tmp_path: Path) -> None:

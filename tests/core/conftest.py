@@ -45,8 +45,10 @@ async def link(fake_modem: StartedFakeModem) -> AsyncIterator[SerialLink]:
 
 
 @pytest.fixture
-async def engine(link: SerialLink) -> AtEngine:
-    return AtEngine(link)
+async def engine(link: SerialLink) -> AsyncIterator[AtEngine]:
+    engine = AtEngine(link)
+    yield engine
+    await engine.detach()  # its deadline timer goes with the link
 
 
 @pytest.fixture

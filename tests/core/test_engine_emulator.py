@@ -22,9 +22,11 @@ async def emu_engine(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Emul
     else:
         url = await emu.start_pty()
     link = await SerialLink.open(url)
+    engine = AtEngine(link)
     try:
-        yield emu, AtEngine(link)
+        yield emu, engine
     finally:
+        await engine.detach()  # the engine's deadline timer goes with it
         await link.close()
         await emu.stop()
 

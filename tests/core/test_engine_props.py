@@ -139,8 +139,8 @@ async def _run(steps, *, echo: bool) -> tuple[list[object], list[Urc]]:
     fake = FakeModem(echo=echo)
     url = await fake.start()
     link = await SerialLink.open(url)
+    engine = AtEngine(link)
     try:
-        engine = AtEngine(link)
         urcs: list[Urc] = []
         for prefix in ("+CSONMI", "+CEREG", "CLOSED", "1, CLOSED", "+IPD", "+CPSMSTATUS", "+CIPRXGET: 1"):
             engine.add_urc_handler(prefix, urcs.append)
@@ -153,6 +153,7 @@ async def _run(steps, *, echo: bool) -> tuple[list[object], list[Urc]]:
                 outcomes.append(exc)
         return outcomes, urcs
     finally:
+        await engine.detach()
         await link.close()
         await fake.stop()
 
@@ -194,8 +195,8 @@ async def test_garbage_never_gives_a_wrong_answer(steps) -> None:
     link = await SerialLink.open(url)
     old_grace = const.STALE_ANSWER_GRACE
     const.STALE_ANSWER_GRACE = 0.02
+    engine = AtEngine(link)
     try:
-        engine = AtEngine(link)
         for case, wire in steps:
             fake.reply_to(case.command, [wire], times=1)
             try:
@@ -217,5 +218,6 @@ async def test_garbage_never_gives_a_wrong_answer(steps) -> None:
         assert (await engine.command("AT", timeout=1.0)).final == "OK"
     finally:
         const.STALE_ANSWER_GRACE = old_grace
+        await engine.detach()
         await link.close()
         await fake.stop()

@@ -124,9 +124,9 @@ async def test_close_does_not_report_lost(fake_modem) -> None:
 async def test_pty_device_round_trip(pty_pair) -> None:
     master, path = pty_pair
     link = await SerialLink.open(path, baudrate=9600)
+    engine = AtEngine(link)
     try:
         assert not link.is_socket
-        engine = AtEngine(link)
         task = asyncio.ensure_future(engine.command("AT+CSQ", timeout=2))
         assert b"AT+CSQ\r" in await _read_master(master, b"\r")
         os.write(master, b"\r\n+CSQ: 20,0\r\n\r\nOK\r\n")
@@ -135,6 +135,7 @@ async def test_pty_device_round_trip(pty_pair) -> None:
         await link.set_baudrate(115200)
         assert link.baudrate == 115200
     finally:
+        await engine.detach()
         await link.close()
 
 
@@ -187,6 +188,7 @@ async def test_autobaud_sync_finds_module_and_fixes_rate(pty_pair, fast_timeouts
         assert 57600 in rates_seen
     finally:
         peer.cancel()
+        await engine.detach()
         await link.close()
 
 
@@ -206,14 +208,15 @@ async def test_sync_drops_late_answers_of_earlier_probes(fake_modem, fast_timeou
 
     fake_modem.reply_to("AT", [Pause(0.07), "OK"], times=2)
     link = await SerialLink.open(fake_modem.url)
+    engine = AtEngine(link)
     try:
-        engine = AtEngine(link)
         await engine.sync(attempts=5)
         fake_modem.reply_to("AT+CGSN", ["864000012345678", "OK"])
         fake_modem.reply_to("AT+CSQ", ["+CSQ: 20,0", "OK"])
         assert (await engine.command("AT+CGSN")).lines == ["864000012345678"]
         assert (await engine.command("AT+CSQ")).lines == ["+CSQ: 20,0"]
     finally:
+        await engine.detach()
         await link.close()
 
 

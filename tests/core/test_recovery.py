@@ -14,6 +14,7 @@ import pytest
 from sim7020_core import const
 from sim7020_core.connection import Capabilities, Connection, Transport
 from sim7020_core.emulator import Emulator, PsmTimings
+from sim7020_core.emulator.peers import UdpPeer
 from sim7020_core.events import ModemEvent, ModuleReset, PsmChanged, StateChanged
 from sim7020_core.exceptions import (
     AtTimeoutError,
@@ -556,37 +557,23 @@ async def test_listen_delegates_to_the_transport(emulator: Emulator) -> None:
 
 
 async def test_native_connection_owner_learns_of_reboot(emulator: Emulator) -> None:
-    loop = asyncio.get_running_loop()
-    received: asyncio.Queue[bytes] = asyncio.Queue()
-
-    class Peer(asyncio.DatagramProtocol):
-        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-            received.put_nowait(data)
-
-    transport, _ = await loop.create_datagram_endpoint(Peer, local_addr=("127.0.0.1", 0))
-    port = transport.get_extra_info("sockname")[1]
-    try:
-        async with await connect(emulator) as modem:
-            log = EventLog(modem)
-            conn = await modem.open_connection("udp", "127.0.0.1", port)
-            closed = asyncio.Event()
-            conn.add_close_callback(lambda c: closed.set())
-            await conn.send(b"before")
-            async with asyncio.timeout(2):
-                assert await received.get() == b"before"
-            emulator.reboot()
-            async with asyncio.timeout(3):
-                await closed.wait()  # told right when the reboot is recognised
-            assert conn.closed
-            assert "reset" in str(conn.error)
-            await log.wait_for(ready_after(log, ModuleReset))
-            again = await modem.open_connection("udp", "127.0.0.1", port)  # the modem is usable again
-            await again.send(b"after")
-            async with asyncio.timeout(2):
-                assert await received.get() == b"after"
-            await again.close()
-    finally:
-        transport.close()
+    async with UdpPeer() as peer, await connect(emulator) as modem:
+        log = EventLog(modem)
+        conn = await modem.open_connection("udp", "127.0.0.1", peer.port)
+        closed = asyncio.Event()
+        conn.add_close_callback(lambda c: closed.set())
+        await conn.send(b"before")
+        assert (await peer.next(2))[0] == b"before"
+        emulator.reboot()
+        async with asyncio.timeout(3):
+            await closed.wait()  # told right when the reboot is recognised
+        assert conn.closed
+        assert "reset" in str(conn.error)
+        await log.wait_for(ready_after(log, ModuleReset))
+        again = await modem.open_connection("udp", "127.0.0.1", peer.port)  # the modem is usable again
+        await again.send(b"after")
+        assert (await peer.next(2))[0] == b"after"
+        await again.close()
 
 
 @pytest.mark.parametrize("with_wake", [True, False])

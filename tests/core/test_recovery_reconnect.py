@@ -47,17 +47,20 @@ async def test_succeeds_after_failures_with_growing_delays() -> None:
     assert logic.tries == 0
 
 
-def test_backoff_is_capped() -> None:
-    logic = ReconnectLogic(Flaky(0), min_delay=1.0, max_delay=5.0)
+async def test_backoff_is_capped_and_the_psm_cap_lowers_it() -> None:
+    logic = ReconnectLogic(Flaky(100), min_delay=1.0, max_delay=5.0)
+    logic.start()
     delays = []
-    for tries in range(1, 8):
-        logic._tries = tries
+    for _ in range(5):  # each failed attempt waits; retry_now skips the wait
+        await asyncio.sleep(0.01)
         delays.append(logic.next_delay())
-    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+        logic.retry_now()
+    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
     logic.set_delay_cap(3.0)
     assert logic.next_delay() == 3.0
     logic.set_delay_cap(None)
     assert logic.next_delay() == 5.0
+    await logic.stop()
 
 
 async def test_stop_cancels_the_wait_and_refuses_restart() -> None:

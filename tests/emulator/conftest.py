@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
 
 #: Seconds any single expectation may wait.
 WAIT = 5.0
@@ -183,75 +184,6 @@ class PtyHost(Host):
             os.close(self.fd)
 
 
-class TcpServerPeer:
-    """A remote TCP server on loopback; collects accepted connections."""
-
-    def __init__(self) -> None:
-        self.conns: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-        self.server: asyncio.Server | None = None
-        self.address = ("127.0.0.1", 0)
-        self.accepted: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def start(self) -> TcpServerPeer:
-        async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            await self.conns.put((r, w))
-
-        self.server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-        self.address = self.server.sockets[0].getsockname()[:2]
-        return self
-
-    async def accept(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with asyncio.timeout(WAIT):
-            pair = await self.conns.get()
-        self.accepted.append(pair)  # keep the writer alive: Python 3.13 closes a collected StreamWriter
-        return pair
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        while not self.conns.empty():
-            self.conns.get_nowait()[1].close()
-        for _, w in self.accepted:
-            w.close()
-
-
-class _Dgram(asyncio.DatagramProtocol):
-    def __init__(self, q: asyncio.Queue[tuple[bytes, tuple[str, int]]]) -> None:
-        self.q = q
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.q.put_nowait((data, addr))
-
-
-class UdpPeer:
-    """A remote UDP peer on loopback."""
-
-    def __init__(self) -> None:
-        self.q: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
-        self.transport: asyncio.DatagramTransport | None = None
-        self.address = ("127.0.0.1", 0)
-
-    async def start(self) -> UdpPeer:
-        loop = asyncio.get_running_loop()
-        self.transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Dgram(self.q), local_addr=("127.0.0.1", 0)
-        )
-        self.address = self.transport.get_extra_info("sockname")[:2]
-        return self
-
-    async def recv(self) -> tuple[bytes, tuple[str, int]]:
-        async with asyncio.timeout(WAIT):
-            return await self.q.get()
-
-    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.transport is not None
-        self.transport.sendto(data, addr)
-
-    def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
     """An emulator that is registered at once, with a small DNS table."""
@@ -285,18 +217,14 @@ async def host(raw_host: TcpHost) -> TcpHost:
 
 
 @pytest.fixture
-async def tcp_server() -> AsyncIterator[TcpServerPeer]:
-    peer = await TcpServerPeer().start()
-    try:
+async def tcp_server() -> AsyncIterator[TcpPeer]:
+    """A remote TCP server on loopback (sim7020_core.emulator.peers); accept() gives each client."""
+    async with TcpPeer() as peer:
         yield peer
-    finally:
-        await peer.stop()
 
 
 @pytest.fixture
 async def udp_peer() -> AsyncIterator[UdpPeer]:
-    peer = await UdpPeer().start()
-    try:
+    """A remote UDP peer on loopback (sim7020_core.emulator.peers)."""
+    async with UdpPeer() as peer:
         yield peer
-    finally:
-        peer.stop()

@@ -6,15 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.emulator.test_cip_support import (
-    RawClient,
-    TcpPeer,
-    UdpPeer,
-    bring_up,
-    connection_end,
-    read_exact,
-    running_modem,
-)
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
+from tests.emulator.test_cip_support import RawClient, bring_up, connection_end, read_exact, running_modem
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
@@ -235,9 +228,9 @@ async def test_recv_from_names_the_note_address_of_a_routed_peer(udp_peer: UdpPe
         await c.cmd("AT+CIPSEND", b"\r\n> ")
         await c.send(b"SIM7020 UDP test\x1a")
         await c.expect(b"\r\nSEND OK\r\n")
-        data, addr = await udp_peer.recv()
+        data, addr = await udp_peer.next()
         assert data == b"SIM7020 UDP test"
-        udp_peer.sendto(b"UDP test", addr)
+        udp_peer.send(b"UDP test", addr)
         await c.expect(b"\r\nRECV FROM: 116.228.221.51:9600\r\n\r\n+IPD,8,UDP:UDP test")
 
 
@@ -251,9 +244,9 @@ async def test_udp_link_ignores_strangers_without_extended_mode(udp_peer: UdpPee
             await c.cmd("AT+CIPSEND", b"\r\n> ")
             await c.send(b"hi\x1a")
             await c.expect(b"\r\nSEND OK\r\n")
-            _data, addr = await udp_peer.recv()
-            stranger.sendto(b"spam", addr)
-            udp_peer.sendto(b"real", addr)
+            _data, addr = await udp_peer.next()
+            stranger.send(b"spam", addr)
+            udp_peer.send(b"real", addr)
             await c.expect(b"\r\n+IPD,4:real")
             await c.silent(0.1)
     finally:
@@ -279,11 +272,11 @@ async def test_multi_link_tcp_and_udp_note_6_6(tcp_peer: TcpPeer, udp_peer: UdpP
         await c.send(b"UDP test\x1a")
         await c.expect(b"\r\n1, SEND OK\r\n")
         assert await read_exact(reader, 8) == b"TCP test"
-        data, addr = await udp_peer.recv()
+        data, addr = await udp_peer.next()
         assert data == b"UDP test"
         writer.write(b"SIM7200 TCP test")
         await c.expect(b"\r\n+RECEIVE,0,16:\r\nSIM7200 TCP test")
-        udp_peer.sendto(b"SIM7020UDP test\n", addr)
+        udp_peer.send(b"SIM7020UDP test\n", addr)
         await c.expect(b"\r\n+RECEIVE,1,16:\r\nSIM7020UDP test\n")
         await c.cmd(
             "AT+CIPSTATUS",
@@ -351,7 +344,7 @@ async def test_quick_send_and_ack_multi_link_note_6_9_4(tcp_peer: TcpPeer, udp_p
         await c.expect(b"\r\nDATA ACCEPT: 2,3\r\n")
         await c.cmd("AT+CIPACK=2", b"\r\n+CIPACK: 3,0,3\r\n" + OK)  # UDP is never acknowledged
         assert await read_exact(reader, 3) == b"TCP"
-        assert (await udp_peer.recv())[0] == b"UDP"
+        assert (await udp_peer.next())[0] == b"UDP"
         await c.cmd("AT+CIPACK=4", ERROR)
         await c.cmd("AT+CIPACK", ERROR)
 

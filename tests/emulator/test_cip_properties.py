@@ -8,7 +8,8 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.emulator.test_cip_support import RawClient, TcpPeer, bring_up, read_exact, running_modem
+from sim7020_core.emulator.peers import TcpPeer
+from tests.emulator.test_cip_support import RawClient, bring_up, read_exact, running_modem
 
 OK = b"\r\nOK\r\n"
 

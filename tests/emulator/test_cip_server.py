@@ -6,14 +6,8 @@ import asyncio
 import socket
 
 from sim7020_core.emulator.core import Emulator
-from tests.emulator.test_cip_support import (
-    TcpPeer,
-    UdpPeer,
-    bring_up,
-    connection_end,
-    read_exact,
-    running_modem,
-)
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
+from tests.emulator.test_cip_support import bring_up, connection_end, read_exact, running_modem
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"

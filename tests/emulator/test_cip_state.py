@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulator.test_cip_support import TcpPeer, bring_up, connection_end, running_modem, wait_for
+from sim7020_core.emulator.peers import TcpPeer
+from tests.emulator.test_cip_support import bring_up, connection_end, running_modem, wait_for
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"

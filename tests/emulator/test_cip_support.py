@@ -106,67 +106,6 @@ async def running_modem(**kwargs: object) -> AsyncIterator[tuple[Emulator, RawCl
         await emu.stop()
 
 
-class TcpPeer:
-    """A real TCP server on loopback standing in for a remote host."""
-
-    def __init__(self) -> None:
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self.conns: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> TcpPeer:
-        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.writers.append(writer)
-            await self.conns.put((reader, writer))
-
-        self.server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def accept(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with asyncio.timeout(WAIT):
-            return await self.conns.get()
-
-    async def close(self) -> None:
-        for w in self.writers:
-            w.close()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
-
-class UdpPeer(asyncio.DatagramProtocol):
-    """A real UDP socket on loopback standing in for a remote host."""
-
-    def __init__(self) -> None:
-        self.received: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
-        self.transport: asyncio.DatagramTransport | None = None
-        self.port = 0
-
-    async def start(self) -> UdpPeer:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
-        self.transport = transport
-        self.port = transport.get_extra_info("sockname")[1]
-        return self
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.received.put_nowait((data, addr))
-
-    async def recv(self) -> tuple[bytes, tuple[str, int]]:
-        async with asyncio.timeout(WAIT):
-            return await self.received.get()
-
-    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.transport is not None
-        self.transport.sendto(data, addr)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
 async def connection_end(reader: asyncio.StreamReader) -> str:
     """Read to the end of a peer connection: ``"eof"`` (the module closed, FIN) or ``"reset"`` (RST)."""
     try:

@@ -13,13 +13,8 @@ import pytest
 
 from sim7020_core.emulator.cip import DEFAULT_GUARD_TIME
 from sim7020_core.emulator.core import Emulator
-from tests.emulator.test_cip_support import (
-    RawClient,
-    TcpPeer,
-    UdpPeer,
-    read_exact,
-    running_modem,
-)
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
+from tests.emulator.test_cip_support import RawClient, read_exact, running_modem
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
@@ -149,9 +144,9 @@ async def test_transparent_udp() -> None:
             await c.cmd(f'AT+CIPSTART="UDP","127.0.0.1",{peer.port}', OK + b"\r\nCONNECT OK\r\n")
             await c.cmd("AT+CIPCHAN", b"\r\nCONNECT\r\n")
             await c.send(b"datagram")
-            data, addr = await peer.recv()
+            data, addr = await peer.next()
             assert data == b"datagram"
-            peer.sendto(b"reply", addr)
+            peer.send(b"reply", addr)
             await c.expect(b"reply")
             await asyncio.sleep(IDLE)
             await c.send(b"+++")

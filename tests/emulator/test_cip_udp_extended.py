@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulator.test_cip_support import UdpPeer, bring_up, running_modem
+from sim7020_core.emulator.peers import UdpPeer
+from tests.emulator.test_cip_support import bring_up, running_modem
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
@@ -28,10 +29,10 @@ async def test_udp_extended_mode_note_6_4() -> None:
             await c.cmd("AT+CIPSEND", b"\r\n> ")
             await c.send(b"Hello 9600\x1a")
             await c.expect(b"\r\nSEND OK\r\n")
-            data, module_addr = await a.recv()
+            data, module_addr = await a.next()
             assert data == b"Hello 9600"
             assert module_addr == emu.server_address(8888, "udp")  # the module's UDP port 8888, for real
-            a.sendto(b"test1", module_addr)
+            a.send(b"test1", module_addr)
             await c.expect(b"\r\nRECV FROM: 116.228.221.51:9600\r\n\r\n+IPD,5:test1")
 
             await c.cmd('AT+CIPUDPMODE=2,"116.228.221.51",1234', OK)
@@ -39,18 +40,18 @@ async def test_udp_extended_mode_note_6_4() -> None:
             await c.cmd("AT+CIPSEND", b"\r\n> ")
             await c.send(b"Hello 1234\x1a")
             await c.expect(b"\r\nSEND OK\r\n")
-            assert (await b.recv())[0] == b"Hello 1234"
-            b.sendto(b"test2", module_addr)
+            assert (await b.next())[0] == b"Hello 1234"
+            b.send(b"test2", module_addr)
             await c.expect(b"\r\nRECV FROM: 116.228.221.51:1234\r\n\r\n+IPD,5:test2")
 
             # any address may send in extended mode, even one the module never sent to
-            stranger.sendto(b"test3", module_addr)
+            stranger.send(b"test3", module_addr)
             await c.expect(f"\r\nRECV FROM: 127.0.0.1:{stranger.port}\r\n\r\n+IPD,5:test3".encode())
 
             # back to normal mode: only the connection's remote address gets through
             await c.cmd("AT+CIPUDPMODE=0", OK)
-            stranger.sendto(b"dropped", module_addr)
-            a.sendto(b"test4", module_addr)
+            stranger.send(b"dropped", module_addr)
+            a.send(b"test4", module_addr)
             await c.expect(b"\r\nRECV FROM: 116.228.221.51:9600\r\n\r\n+IPD,5:test4")
             await c.silent(0.1)
     finally:
@@ -91,7 +92,7 @@ async def test_udp_mode_multi_link_form() -> None:
             await c.cmd("AT+CIPSEND=1", b"\r\n> ")
             await c.send(b"retargeted\x1a")
             await c.expect(b"\r\n1, SEND OK\r\n")
-            assert (await other.recv())[0] == b"retargeted"
+            assert (await other.next())[0] == b"retargeted"
             lines = await c.lines("AT+CIPUDPMODE?")
             assert lines[:3] == [
                 "+CIPUDPMODE: 0,0",

@@ -7,11 +7,12 @@ import asyncio
 import pytest
 
 from sim7020_core.emulator import Emulator
-from tests.emulator.conftest import TcpHost, TcpServerPeer, framed
+from sim7020_core.emulator.peers import TcpPeer
+from tests.emulator.conftest import TcpHost, framed
 
 
 async def test_reboot_loses_state_and_sends_boot_urcs(
-    host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer
+    host: TcpHost, emu: Emulator, tcp_server: TcpPeer
 ) -> None:
     emu.route("116.247.119.165", 5245, to=tcp_server.address)
     await host.cmd("AT+CMEE=2", "OK")

@@ -8,13 +8,14 @@ import socket
 import pytest
 
 from sim7020_core.emulator import Emulator
-from tests.emulator.conftest import WAIT, TcpHost, TcpServerPeer, UdpPeer, framed
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
+from tests.emulator.conftest import WAIT, TcpHost, framed
 
 SERVER = ("116.247.119.165", 5245)
 UDP_SERVER = ("116.247.119.165", 5246)
 
 
-async def _tcp_socket(host: TcpHost, emu: Emulator, peer: TcpServerPeer) -> asyncio.StreamReader:
+async def _tcp_socket(host: TcpHost, emu: Emulator, peer: TcpPeer) -> asyncio.StreamReader:
     emu.route(*SERVER, to=peer.address)
     await host.cmd("AT+CSOC=1,1,1", "+CSOC: 0", "OK")
     await host.cmd(f'AT+CSOCON=0,{SERVER[1]},"{SERVER[0]}"', "OK")
@@ -27,7 +28,7 @@ async def _read(reader: asyncio.StreamReader, n: int) -> bytes:
         return await reader.readexactly(n)
 
 
-async def test_tcp_round_trip_hex_and_ascii(host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer) -> None:
+async def test_tcp_round_trip_hex_and_ascii(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     reader = await _tcp_socket(host, emu, tcp_server)
     await host.cmd('AT+CSOSEND=0,0,"Hello World"', "OK")
     assert await _read(reader, 11) == b"Hello World"
@@ -35,7 +36,7 @@ async def test_tcp_round_trip_hex_and_ascii(host: TcpHost, emu: Emulator, tcp_se
     assert await _read(reader, 4) == b"\x00\xff\r\n"
 
 
-async def test_tcp_downlink_is_hex_csonmi(host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer) -> None:
+async def test_tcp_downlink_is_hex_csonmi(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     emu.route(*SERVER, to=tcp_server.address)
     await host.cmd("AT+CSOC=1,1,1", "+CSOC: 0", "OK")
     await host.cmd(f'AT+CSOCON=0,{SERVER[1]},"{SERVER[0]}"', "OK")
@@ -44,9 +45,7 @@ async def test_tcp_downlink_is_hex_csonmi(host: TcpHost, emu: Emulator, tcp_serv
     await host.expect(framed("+CSONMI: 0,6,313233"))
 
 
-async def test_raw_csonmi_carries_exact_bytes(
-    host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer
-) -> None:
+async def test_raw_csonmi_carries_exact_bytes(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     emu.route(*SERVER, to=tcp_server.address)
     await host.cmd("AT+CSORCVFLAG=1", "OK")
     await host.cmd("AT+CSORCVFLAG?", "+CSORCVFLAG: 1", "OK")
@@ -58,7 +57,7 @@ async def test_raw_csonmi_carries_exact_bytes(
     await host.expect(b"\r\n+CSONMI: 0,9," + payload + b"\r\n")
 
 
-async def test_large_tcp_downlink_is_chunked(host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer) -> None:
+async def test_large_tcp_downlink_is_chunked(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     emu.route(*SERVER, to=tcp_server.address)
     await host.cmd("AT+CSORCVFLAG=1", "OK")
     await host.cmd("AT+CSOC=1,1,1", "+CSOC: 0", "OK")
@@ -83,10 +82,10 @@ async def test_udp_round_trip_and_one_urc_per_datagram(
     await host.cmd("AT+CSOC=1,2,1", "+CSOC: 0", "OK")
     await host.cmd(f'AT+CSOCON=0,{UDP_SERVER[1]},"{UDP_SERVER[0]}"', "OK")
     await host.cmd('AT+CSOSEND=0,10,"3132333435"', "OK")
-    data, module_addr = await udp_peer.recv()
+    data, module_addr = await udp_peer.next()
     assert data == b"12345"
-    udp_peer.sendto(b"ab", module_addr)
-    udp_peer.sendto(b"cde", module_addr)
+    udp_peer.send(b"ab", module_addr)
+    udp_peer.send(b"cde", module_addr)
     await host.expect(framed("+CSONMI: 0,4,6162", "+CSONMI: 0,6,636465"))
 
 
@@ -123,9 +122,7 @@ async def test_tcp_connect_unreachable_and_refused(host: TcpHost, emu: Emulator)
         (f'AT+CSOSEND=0,0,"{"x" * 513}"', False),
     ],
 )
-async def test_csosend_limits(
-    host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer, line: str, ok: bool
-) -> None:
+async def test_csosend_limits(host: TcpHost, emu: Emulator, tcp_server: TcpPeer, line: str, ok: bool) -> None:
     reader = await _tcp_socket(host, emu, tcp_server)
     await host.cmd(line, "OK" if ok else "ERROR")
     if ok:
@@ -133,7 +130,7 @@ async def test_csosend_limits(
 
 
 async def test_csosendflag_acknowledges_after_the_peer_got_it(
-    host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer
+    host: TcpHost, emu: Emulator, tcp_server: TcpPeer
 ) -> None:
     await host.cmd("AT+CSOSENDFLAG=1", "OK")
     reader = await _tcp_socket(host, emu, tcp_server)
@@ -146,9 +143,7 @@ async def test_csosendflag_acknowledges_after_the_peer_got_it(
     await host.quiet()
 
 
-async def test_csodsend_prompt_raw_bytes_and_esc(
-    host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer
-) -> None:
+async def test_csodsend_prompt_raw_bytes_and_esc(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     """A fixed-length CSODSEND carries every byte, ESC included (docs/emulator.md choice 15)."""
     reader = await _tcp_socket(host, emu, tcp_server)
     await host.send("AT+CSODSEND=0,7")
@@ -166,7 +161,7 @@ async def test_csodsend_prompt_raw_bytes_and_esc(
 
 
 async def test_csodsend_esc_cancels_when_configured(
-    host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer
+    host: TcpHost, emu: Emulator, tcp_server: TcpPeer
 ) -> None:
     emu.command_sets["native"].dsend_esc_cancels = True  # type: ignore[attr-defined]
     await _tcp_socket(host, emu, tcp_server)
@@ -177,9 +172,7 @@ async def test_csodsend_esc_cancels_when_configured(
     await host.cmd("AT", "OK")
 
 
-async def test_peer_close_and_reset_raise_csoerr(
-    host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer
-) -> None:
+async def test_peer_close_and_reset_raise_csoerr(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     await _tcp_socket(host, emu, tcp_server)
     # a second connection, closed by the peer (FIN): error 4, the usual remote close
     await host.cmd("AT+CSOC=1,1,1", "+CSOC: 1", "OK")
@@ -201,7 +194,7 @@ async def test_peer_close_and_reset_raise_csoerr(
     await host.expect(framed("+CSOERR: 1,3"))
 
 
-async def test_five_sockets_and_status(host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer) -> None:
+async def test_five_sockets_and_status(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     await _tcp_socket(host, emu, tcp_server)
     await host.cmd("AT+CSOSTATUS=0", "+CSOSTATUS: 0,2", "OK")
     for i in range(1, 5):
@@ -215,7 +208,7 @@ async def test_five_sockets_and_status(host: TcpHost, emu: Emulator, tcp_server:
     await host.cmd("AT+CSOC=1,3,1", "ERROR")  # RAW not emulated
 
 
-async def test_manual_receive(host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer) -> None:
+async def test_manual_receive(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     emu.route(*SERVER, to=tcp_server.address)
     await host.cmd("AT+CSOC=1,1,1", "+CSOC: 0", "OK")
     await host.cmd(f'AT+CSOCON=0,{SERVER[1]},"{SERVER[0]}"', "OK")
@@ -271,7 +264,7 @@ async def test_server_mode(host: TcpHost, emu: Emulator) -> None:
 async def test_udp_bound_port_is_reachable(host: TcpHost, emu: Emulator, udp_peer: UdpPeer) -> None:
     await host.cmd("AT+CSOC=1,2,1", "+CSOC: 0", "OK")
     await host.cmd("AT+CSOB=0,8888", "OK")
-    udp_peer.sendto(b"hi", emu.server_address(8888, "udp"))
+    udp_peer.send(b"hi", emu.server_address(8888, "udp"))
     await host.expect(framed("+CSONMI: 0,4,6869"))
 
 
@@ -284,7 +277,7 @@ async def test_socket_commands_reject_bad_ids_and_forms(host: TcpHost) -> None:
     await host.cmd("AT+CSOALIVE=0,2", "ERROR")
 
 
-async def test_socket_error_fault_and_detach(host: TcpHost, emu: Emulator, tcp_server: TcpServerPeer) -> None:
+async def test_socket_error_fault_and_detach(host: TcpHost, emu: Emulator, tcp_server: TcpPeer) -> None:
     reader = await _tcp_socket(host, emu, tcp_server)
     emu.socket_error(0, 2)
     await host.expect(framed("+CSOERR: 0,2"))

@@ -8,13 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim7020_core.emulator import Emulator
-from tests.emulator.conftest import WAIT, TcpHost, TcpServerPeer
+from sim7020_core.emulator.peers import TcpPeer
+from tests.emulator.conftest import WAIT, TcpHost
 
 SERVER = ("116.247.119.165", 5245)
 
 
 async def _round_trip(up: bytes, down: bytes, raw: bool) -> tuple[bytes, bytes]:
-    peer = await TcpServerPeer().start()
+    peer = await TcpPeer().start()
     emu = Emulator(registration_delay=0)
     emu.route(*SERVER, to=peer.address)
     try:
@@ -44,7 +45,7 @@ async def _round_trip(up: bytes, down: bytes, raw: bool) -> tuple[bytes, bytes]:
         return got_up, got_down
     finally:
         await emu.stop()
-        await peer.stop()
+        await peer.close()
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

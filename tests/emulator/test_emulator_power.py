@@ -9,7 +9,8 @@ import pytest
 
 from sim7020_core.emulator import Emulator, PsmTimings
 from sim7020_core.emulator.core import t3324_seconds, t3412_seconds
-from tests.emulator.conftest import WAIT, TcpHost, UdpPeer, framed
+from sim7020_core.emulator.peers import UdpPeer
+from tests.emulator.conftest import WAIT, TcpHost, framed
 
 UDP_SERVER = ("117.131.85.139", 5004)
 
@@ -19,7 +20,7 @@ async def _udp_socket(host: TcpHost, emu: Emulator, peer: UdpPeer) -> tuple[str,
     await host.cmd("AT+CSOC=1,2,1", "+CSOC: 0", "OK")
     await host.cmd(f'AT+CSOCON=0,{UDP_SERVER[1]},"{UDP_SERVER[0]}"', "OK")
     await host.cmd('AT+CSOSEND=0,0,"hi"', "OK")
-    _, addr = await peer.recv()
+    _, addr = await peer.next()
     return addr
 
 
@@ -30,12 +31,12 @@ async def test_psm_with_retention_keeps_the_socket(host: TcpHost, emu: Emulator,
     await host.expect(framed('+CPSMSTATUS: "ENTER PSM"'))
     # asleep: the UART is dead, and downlink data waits for the wake-up
     await host.send("AT")
-    udp_peer.sendto(b"123456", module_addr)
+    udp_peer.send(b"123456", module_addr)
     await host.quiet()
     emu.exit_psm()
     await host.expect(framed("+CPIN: READY", '+CPSMSTATUS: "EXIT PSM"', "+CSONMI: 0,12,313233343536"))
     await host.cmd('AT+CSOSEND=0,0,"Hello World!!!"', "OK")
-    assert (await udp_peer.recv())[0] == b"Hello World!!!"
+    assert (await udp_peer.next())[0] == b"Hello World!!!"
 
 
 async def test_psm_without_retention_loses_sockets(host: TcpHost, emu: Emulator, udp_peer: UdpPeer) -> None:

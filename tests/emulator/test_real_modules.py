@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from sim7020_core.cli import build_parser
 from sim7020_core.emulator import PROFILES, Cell, Emulator, Grant, Neighbour, PsmTimings, core
-from tests.emulator.conftest import WAIT, TcpHost, UdpPeer, framed
+from sim7020_core.emulator.peers import UdpPeer
+from tests.emulator.conftest import WAIT, TcpHost, framed
 from tests.emulator.transcript_tools import TranscriptMismatch, load_all, replay
 
 LOC = '"1A2B","0C3D4E5F",9'
@@ -52,7 +53,7 @@ async def _udp_socket(h: TcpHost, emu: Emulator, peer: UdpPeer) -> tuple[str, in
     await h.cmd("AT+CSOC=1,2,1", "+CSOC: 0", "OK")
     await h.cmd(f'AT+CSOCON=0,{UDP_SERVER[1]},"{UDP_SERVER[0]}"', "OK")
     await h.cmd('AT+CSOSEND=0,0,"hi"', "OK")
-    _, addr = await peer.recv()
+    _, addr = await peer.next()
     return addr
 
 
@@ -282,7 +283,7 @@ async def test_udp_data_sent_before_the_wake_registration_is_lost(udp_peer: UdpP
         await h.cmd("AT+CSOC=1,2,1", "+CME ERROR: 30")  # no service until registered
         await h.expect(framed("+CEREG: 1"), timeout=WAIT)
         await h.cmd('AT+CSOSEND=0,0,"sent"', "OK")
-        assert (await udp_peer.recv())[0] == b"sent"
+        assert (await udp_peer.next())[0] == b"sent"
 
 
 async def test_data_held_while_asleep_follows_the_registration(udp_peer: UdpPeer) -> None:
@@ -292,7 +293,7 @@ async def test_data_held_while_asleep_follows_the_registration(udp_peer: UdpPeer
         module = await _udp_socket(h, emu, udp_peer)
         emu.enter_psm()
         await h.expect(framed('+CPSMSTATUS: "ENTER PSM"'))
-        udp_peer.sendto(b"123", module)
+        udp_peer.send(b"123", module)
         await h.quiet(0.1)
         emu.exit_psm()
         await h.expect(

@@ -12,10 +12,10 @@ from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import parse_yaml
 
 from custom_components.sim7020.const import DOMAIN
+from sim7020_core.emulator.peers import UdpPeer
 
 from .common import modem_device
 from .conftest import SetupEntry
-from .peers import start_udp_peer
 
 DOCS = Path(__file__).parents[2] / "docs" / "home-assistant.md"
 
@@ -31,7 +31,7 @@ def doc_example(name: str) -> dict[str, Any]:
 
 async def test_event_automation_replies(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """A peer sends "ping" on a connection the modem opened; the automation sends "pong" back to it."""
-    peer = await start_udp_peer(lambda data: b"ping" if data == b"hello" else None)
+    peer = await UdpPeer(lambda data: b"ping" if data == b"hello" else None).start()
     try:
         await setup_entry()
         assert await async_setup_component(hass, automation.DOMAIN, doc_example("event-reply"))
@@ -49,7 +49,7 @@ async def test_event_automation_replies(hass: HomeAssistant, setup_entry: SetupE
 
 async def test_device_trigger_automation_acknowledges(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """The device-trigger example acknowledges what arrives, quoting it in hex."""
-    peer = await start_udp_peer()
+    peer = await UdpPeer().start()
     try:
         device = modem_device(hass, await setup_entry())
         config = doc_example("device-trigger-ack")

@@ -27,16 +27,16 @@ from custom_components.sim7020.const import (
     EVENT_DATA_RECEIVED,
 )
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
 
 from .common import entity_id, state_of, unload_mqtt, wait_for
 from .conftest import EmulatedModem, SetupEntry
-from .peers import TcpPeer, UdpPeer, start_udp_peer
 
 
 @pytest.fixture
 async def udp_echo() -> AsyncGenerator[UdpPeer]:
     """A UDP peer answering ``echo:<data>``."""
-    peer = await start_udp_peer(lambda data: b"echo:" + data)
+    peer = await UdpPeer(lambda data: b"echo:" + data).start()
     yield peer
     peer.close()
 
@@ -92,7 +92,7 @@ async def test_send_udp_and_wait_for_reply(
 
 async def test_send_binary_hex_and_base64(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """Binary payloads go out byte-exact; a reply that is not UTF-8 has payload None and its hex."""
-    peer = await start_udp_peer(lambda data: b"\xff\x00\xfe")
+    peer = await UdpPeer(lambda data: b"\xff\x00\xfe").start()
     try:
         await setup_entry()
         response = await _call(
@@ -177,7 +177,7 @@ async def test_send_tcp(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
 
 async def test_send_without_reply_returns_none(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """A silent peer: ``response`` is None after the timeout; data arriving later still fires the event."""
-    peer = await start_udp_peer()
+    peer = await UdpPeer().start()
     try:
         await setup_entry()
         events = async_capture_events(hass, EVENT_DATA_RECEIVED)
@@ -369,13 +369,17 @@ async def test_closed_connection_is_reopened(
     manager = (await setup_entry()).runtime_data
     send = {"host": "127.0.0.1", "port": udp_echo.port, "protocol": "udp", "payload": "one"}
     await _call(hass, "send", send)
-    (tracked,) = manager.connections.values()
-    await tracked.connection.close()
+    (kept,) = manager.connections.values()
+    first = kept.connection
+    assert first is not None
+    await first.close()  # closed under the integration, as a module reset or +CSOERR would
+    await wait_for(hass, lambda: state_of(hass, "sensor", "open_connections") == "0", "the loss counted")
     await _call(hass, "send", {**send, "payload": "two"})
     assert [(await udp_echo.next())[0] for _ in range(2)] == [b"one", b"two"]
-    (fresh,) = manager.connections.values()
-    assert fresh is not tracked
-    assert not fresh.connection.closed
+    (same,) = manager.connections.values()
+    assert same.connection is not None
+    assert same.connection is not first
+    assert state_of(hass, "sensor", "open_connections") == "1"
 
 
 async def test_restart_button(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
@@ -442,7 +446,7 @@ async def test_listener_receives_and_answers(
 
 async def test_peer_closing_frees_the_connection(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """A TCP peer that hangs up: the connection is dropped from the count, and the next send reopens."""
-    peer = await TcpPeer().start()
+    peer = await TcpPeer(read=True).start()
     try:
         await setup_entry()
         send = {"host": "127.0.0.1", "port": peer.port, "protocol": "tcp", "payload": "one"}
@@ -524,13 +528,8 @@ async def test_module_reboot_drops_connections_and_restarts_listener(
     setup_entry: SetupEntry,
     modem: EmulatedModem,
     udp_echo: UdpPeer,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A reboot closes the sockets: they leave the count, sending opens afresh, the server returns.
-
-    The listener checks often here, so that it also sees the module while it is still coming back.
-    """
-    monkeypatch.setattr("custom_components.sim7020.manager.LISTEN_RETRY_DELAY", 0.01)
+    """A reboot closes the sockets: they leave the count, sending opens afresh, the server returns."""
     entry = await setup_entry({CONF_LISTEN_PORT: 7000})
     manager = entry.runtime_data
     await wait_for(hass, lambda: manager.server is not None, "the module's TCP server")
@@ -565,7 +564,7 @@ async def test_idle_connection_is_closed(
 
 async def test_peer_closing_instead_of_answering(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
     """A TCP peer that hangs up instead of replying: ``response`` is None at once, not after the timeout."""
-    peer = await TcpPeer().start()
+    peer = await TcpPeer(read=True).start()
 
     async def hang_up() -> None:
         await peer.next()
@@ -608,7 +607,7 @@ async def test_listen_port_refused_then_accepted(
         return ctx.error(3)
 
     modem.emulator.registry.register("+CSOLIS", refuse_once, replace=True)
-    with patch("custom_components.sim7020.manager.LISTEN_RETRY_DELAY", 0.01):
+    with patch("custom_components.sim7020.manager.LISTEN_RETRY_MIN", 0.01):
         entry = await setup_entry({CONF_LISTEN_PORT: 7000})
         await wait_for(hass, lambda: entry.runtime_data.server is not None, "the module's TCP server")
     assert len(refusals) == 1

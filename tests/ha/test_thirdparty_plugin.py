@@ -11,9 +11,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
 from custom_components.sim7020.const import DOMAIN
+from sim7020_core.emulator.peers import UdpPeer
 
 from .conftest import SetupEntry
-from .peers import start_udp_peer
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +48,7 @@ async def test_send_through_the_plugin_transport_with_the_plugin_codec(
 
 
 async def test_text_is_still_accepted_for_raw(hass: HomeAssistant, setup_entry: SetupEntry) -> None:
-    peer = await start_udp_peer()
+    peer = await UdpPeer().start()
     try:
         await setup_entry()
         await _send(hass, host="127.0.0.1", port=peer.port, protocol="udp", payload="é", encoding="text")

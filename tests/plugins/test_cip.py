@@ -10,15 +10,21 @@ from hypothesis import strategies as st
 
 from sim7020_core.connection import Connection
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
 from sim7020_core.exceptions import ConnectionClosedError, PayloadError, SocketError, UnsupportedError
 from sim7020_core.modem import Modem
 from sim7020_plugins._cipcore import split_link
 from sim7020_plugins.cip import MAX_LINKS, MAX_TCP_SEND, CipConnection
 
 from .cip_support import GUARD, echo_tcp, messages, module_output, read_exactly, receive_stream, sent_commands
-from .conftest import WAIT, TcpPeer, UdpPeer
+from .conftest import WAIT
 
 # ------------------------------------------------------------------------------------ data integrity
+
+
+def echo(data: bytes) -> bytes:
+    """A peer's answer: the datagram itself."""
+    return data
 
 
 async def test_tcp_round_trip_of_1000_random_messages(modem: Modem, tcp_peer: TcpPeer) -> None:
@@ -37,7 +43,7 @@ async def test_tcp_round_trip_of_1000_random_messages(modem: Modem, tcp_peer: Tc
 
 
 async def test_udp_round_trip_of_1000_random_datagrams(modem: Modem, udp_peer: UdpPeer) -> None:
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
     for msg in messages(seed=42):
         await conn.send(msg)
@@ -110,7 +116,7 @@ async def test_a_seventh_link_is_refused_and_nothing_leaks(modem: Modem, udp_pee
     assert isinstance(seventh, CipConnection)
     assert seventh.link == 3
     await seventh.send(b"still works")
-    assert (await udp_peer.recv())[0] == b"still works"
+    assert (await udp_peer.next())[0] == b"still works"
     for conn in [*conns, seventh]:
         await conn.close()
 
@@ -124,7 +130,7 @@ async def test_payload_limits_are_clear_errors(modem: Modem, udp_peer: UdpPeer, 
     with pytest.raises(UnsupportedError, match="wait_ack needs a TCP"):
         await udp.send(b"x", wait_ack=True)
     await udp.send(b"y" * 1460)  # the largest datagram goes through, the link is fine
-    assert (await udp_peer.recv())[0] == b"y" * 1460
+    assert (await udp_peer.next())[0] == b"y" * 1460
     tcp = await modem.open_connection("tcp", "127.0.0.1", tcp_peer.port, transport="cip")
     reader, _ = await tcp_peer.accept()
     with pytest.raises(PayloadError, match="larger than"):
@@ -322,7 +328,7 @@ async def test_pdp_deactivation_closes_every_link_and_the_next_open_recovers(
     assert isinstance(again, CipConnection)
     assert again.link == 0
     await again.send(b"new context")
-    assert (await udp_peer.recv())[0] == b"new context"
+    assert (await udp_peer.next())[0] == b"new context"
     assert "AT+CIPSHUT" in sent_commands(emulator)  # PDP DEACT is left with CIPSHUT (note 6.11)
     await again.close()
 
@@ -337,7 +343,7 @@ async def test_module_reboot_closes_links_and_the_layer_is_set_up_again(
     await asyncio.wait_for(ended, WAIT)
     again = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
     await again.send(b"after reboot")
-    assert (await udp_peer.recv())[0] == b"after reboot"
+    assert (await udp_peer.next())[0] == b"after reboot"
     await again.close()
 
 
@@ -373,7 +379,7 @@ async def test_cip_link_across_psm_follows_the_modules_retention(
     await native.close()
     assert modem.retention is retention
     assert emulator.state.retention == int(retention)
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
     emulator.enter_psm()
     async with asyncio.timeout(WAIT):

@@ -82,7 +82,7 @@ async def test_hook_sim7020_data_received(recorded, udp_peer):
     modem, recorder = recorded
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="native")
     await conn.send(b"ping")
-    _, addr = await udp_peer.recv()
+    _, addr = await udp_peer.next()
     udp_peer.send(b"\x00downlink\xff", addr)
     assert await conn.receive(timeout=WAIT) == b"\x00downlink\xff"  # the owner still gets it
     assert recorder.data == [("127.0.0.1", udp_peer.port, "native", b"\x00downlink\xff")]
@@ -93,7 +93,7 @@ async def test_received_data_is_also_a_modem_event(modem, udp_peer):
     modem.subscribe(events.append)
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="native")
     await conn.send(b"ping")
-    _, addr = await udp_peer.recv()
+    _, addr = await udp_peer.next()
     udp_peer.send(b"pong", addr)
     assert await conn.receive(timeout=WAIT) == b"pong"
     data_events = [e for e in events if isinstance(e, DataReceived)]
@@ -171,7 +171,7 @@ async def test_data_hook_of_a_failing_plugin_does_not_silence_the_others(emulato
     async with await Modem.connect(f"socket://{host}:{port}", options=FAST, plugin_manager=pm) as modem:
         conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port)
         await conn.send(b"ping")
-        _, addr = await udp_peer.recv()
+        _, addr = await udp_peer.next()
         udp_peer.send(b"pong", addr)
         assert await conn.receive(timeout=WAIT) == b"pong"
     assert seen == [b"pong"]

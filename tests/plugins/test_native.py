@@ -22,6 +22,11 @@ from .conftest import WAIT
 MESSAGES = 1000
 
 
+def echo(data: bytes) -> bytes:
+    """A peer's answer: the datagram itself."""
+    return data
+
+
 def _messages(seed: int, count: int = MESSAGES, max_size: int = 1400) -> list[bytes]:
     """Random payloads of 1..max_size bytes; together they hold every byte value (and CR, LF, Ctrl-Z, ESC)."""
     rnd = random.Random(seed)
@@ -53,7 +58,7 @@ async def _receive_stream(conn: Connection, n: int) -> bytes:
 
 @pytest.mark.parametrize("receive_mode", ["hex", "raw"])
 async def test_udp_datagrams_round_trip_intact(modem, udp_peer, receive_mode):
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await modem.open_connection(
         "udp", "127.0.0.1", udp_peer.port, transport="native", receive_mode=receive_mode
     )
@@ -62,7 +67,7 @@ async def test_udp_datagrams_round_trip_intact(modem, udp_peer, receive_mode):
     assert max(map(len, msgs)) > 1300
     for msg in msgs:
         await conn.send(msg)
-        got, _addr = await udp_peer.recv()
+        got, _addr = await udp_peer.next()
         assert got == msg  # one datagram, whole, never split in CSOSEND chunks
         assert await conn.receive(timeout=WAIT) == msg
     await conn.close()
@@ -113,7 +118,7 @@ async def test_sixth_connection_is_refused_and_nothing_leaks(modem, udp_peer):
     again = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="native")
     assert again.socket_id == conns[2].socket_id
     await again.send(b"still works")
-    assert (await udp_peer.recv())[0] == b"still works"
+    assert (await udp_peer.next())[0] == b"still works"
     for conn in [*conns, again]:
         await conn.close()
     # every socket was released on the module: five fresh ones can be created again
@@ -129,7 +134,7 @@ async def test_payload_too_large_is_refused_and_the_connection_stays_usable(mode
     with pytest.raises(PayloadError, match="empty"):
         await conn.send(b"")
     await conn.send(b"ok")
-    assert (await udp_peer.recv())[0] == b"ok"
+    assert (await udp_peer.next())[0] == b"ok"
 
 
 async def test_udp_datagram_over_256_bytes_carries_every_byte(modem, udp_peer):
@@ -137,7 +142,7 @@ async def test_udp_datagram_over_256_bytes_carries_every_byte(modem, udp_peer):
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="native")
     blob = b"a" * 300 + b"\x1b\r\n\x1a" + bytes(range(256))
     await conn.send(blob)
-    assert (await udp_peer.recv())[0] == blob
+    assert (await udp_peer.next())[0] == blob
 
 
 async def test_tcp_data_mode_carries_escapes(modem, tcp_peer):
@@ -194,7 +199,7 @@ async def test_csoerr_reaches_the_owner_when_the_urc_arrives(modem, emulator, ud
     # the modem stays usable, and the failed socket was given back
     conns = [await modem.open_connection("udp", "127.0.0.1", udp_peer.port) for _ in range(MAX_SOCKETS)]
     await conns[0].send(b"alive")
-    assert (await udp_peer.recv())[0] == b"alive"
+    assert (await udp_peer.next())[0] == b"alive"
     for c in conns:
         await c.close()
 
@@ -329,12 +334,12 @@ async def test_tcp_server_accepts_clients_and_refuses_a_second_server(modem, emu
 
 
 async def test_udp_with_retention_survives_psm(modem, emulator, udp_peer):
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="native", retention=True)
     await conn.send(b"before PSM")
-    _, module_addr = await udp_peer.recv()
+    _, module_addr = await udp_peer.next()
     assert await conn.receive(timeout=WAIT) == b"before PSM"
-    udp_peer.set_echo(False)
+    udp_peer.reply = None
     emulator.enter_psm()
     await _wait_for(lambda: modem.status.psm.state == "asleep")
     udp_peer.send(b"while asleep", module_addr)  # the module keeps it and reports it after waking
@@ -343,7 +348,7 @@ async def test_udp_with_retention_survives_psm(modem, emulator, udp_peer):
     await _wait_for(lambda: modem.status.psm.state == "awake")
     assert not conn.closed
     assert await conn.receive(timeout=WAIT) == b"while asleep"
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     await conn.send(b"after PSM")
     assert await conn.receive(timeout=WAIT) == b"after PSM"
 
@@ -361,7 +366,7 @@ async def test_without_retention_psm_reports_the_connection_closed(modem, emulat
     await _wait_for(lambda: modem.status.psm.state == "awake")
     again = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="native")
     await again.send(b"fresh")
-    assert (await udp_peer.recv())[0] == b"fresh"
+    assert (await udp_peer.next())[0] == b"fresh"
 
 
 async def _wait_for(predicate, timeout: float = WAIT) -> None:
@@ -374,7 +379,7 @@ async def _wait_for(predicate, timeout: float = WAIT) -> None:
 
 
 async def test_module_reboot_closes_connections_and_resets_settings(modem, emulator, udp_peer):
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await modem.open_connection(
         "udp", "127.0.0.1", udp_peer.port, transport="native", receive_mode="raw"
     )
@@ -392,7 +397,7 @@ async def test_module_reboot_closes_connections_and_resets_settings(modem, emula
 
 
 async def test_concurrent_opens_get_distinct_sockets(modem, udp_peer):
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conns = await asyncio.gather(
         *(
             modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="native")

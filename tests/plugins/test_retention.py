@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sim7020_core.connection import Connection
 from sim7020_core.emulator import Emulator
 from sim7020_core.emulator.base import ModemContext, ParsedCommand
+from sim7020_core.emulator.peers import UdpPeer
 from sim7020_core.events import ModemEvent, ModuleReset
 from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, Sim7020Error
 from sim7020_core.models import LinkState
@@ -19,7 +20,12 @@ from sim7020_core.modem import Modem
 from sim7020_core.modem.services import parse_retention
 
 from .cip_support import sent_commands
-from .conftest import WAIT, UdpPeer
+from .conftest import WAIT
+
+
+def echo(data: bytes) -> bytes:
+    """A peer's answer: the datagram itself."""
+    return data
 
 
 async def _psm_episode(modem: Modem, emulator: Emulator, *conns: Connection) -> None:
@@ -141,7 +147,7 @@ async def test_cip_link_across_psm_follows_set_retention_without_native(
     modem: Modem, emulator: Emulator, udp_peer: UdpPeer, retention: bool
 ) -> None:
     await modem.set_retention(retention)
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
     await _psm_episode(modem, emulator, conn)
     assert "native" not in modem.transports
@@ -156,7 +162,7 @@ async def test_cip_reads_retention_the_module_already_has(
 ) -> None:
     """Nobody set it in this session; the module has it (NV): opening a link reads it, PSM keeps the link."""
     emulator.state.retention = 1
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
     assert modem.retention is True
     await _psm_episode(modem, emulator, conn)
@@ -171,7 +177,7 @@ async def test_native_retention_option_is_the_modems_setting(
     modem: Modem, emulator: Emulator, udp_peer: UdpPeer, option: bool
 ) -> None:
     """The option sets the modem's state; a later set_retention on the modem is what native obeys at PSM."""
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await modem.open_connection(
         "udp", "127.0.0.1", udp_peer.port, transport="native", retention=option
     )

@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 
 from sim7020_core.connection import Connection
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import TcpPeer, UdpPeer
 from sim7020_core.exceptions import ConnectionClosedError, Sim7020Error, SocketError, UnsupportedError
 from sim7020_core.modem import Modem
 from sim7020_plugins.transparent import CLOSE_MARKERS, TransparentConnection, find_close_marker
 
 from .cip_support import GUARD, echo_tcp, messages, read_exactly, receive_stream, sent_commands
-from .conftest import WAIT, TcpPeer, UdpPeer
+from .conftest import WAIT
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ async def test_udp_datagrams_both_ways(modem: Modem, udp_peer: UdpPeer, short_gu
     conn = await _open(modem, "udp", udp_peer.port)
     for msg in messages(seed=52, count=50, max_size=1000):
         await conn.send(msg)
-        data, addr = await udp_peer.recv()
+        data, addr = await udp_peer.next()
         assert data == msg
         udp_peer.send(data[::-1], addr)
         assert await receive_stream(conn, len(msg)) == msg[::-1]

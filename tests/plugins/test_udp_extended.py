@@ -11,21 +11,25 @@ from hypothesis import strategies as st
 
 from sim7020_core.connection import Connection
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import UdpPeer
 from sim7020_core.exceptions import PayloadError, SocketError, UnsupportedError
 from sim7020_core.modem import Modem
 from sim7020_plugins.udp_extended import UdpExtendedConnection, parse_sender
 
 from .cip_support import GUARD, messages, sent_commands
-from .conftest import WAIT, UdpPeer, _UdpPeer
+from .conftest import WAIT
+
+
+def echo(data: bytes) -> bytes:
+    """A peer's answer: the datagram itself."""
+    return data
 
 
 @pytest.fixture
 async def other_peer() -> AsyncIterator[UdpPeer]:
     """A second real UDP socket on loopback."""
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(_UdpPeer, local_addr=("127.0.0.1", 0))
-    yield UdpPeer(transport.get_extra_info("sockname")[1], proto)
-    transport.close()
+    async with UdpPeer() as peer:
+        yield peer
 
 
 async def _open(modem: Modem, port: int, **options: object) -> UdpExtendedConnection:
@@ -37,7 +41,7 @@ async def _open(modem: Modem, port: int, **options: object) -> UdpExtendedConnec
 async def test_round_trip_of_1000_random_datagrams(
     modem: Modem, emulator: Emulator, udp_peer: UdpPeer
 ) -> None:
-    udp_peer.set_echo()
+    udp_peer.reply = echo
     conn = await _open(modem, udp_peer.port)
     for msg in messages(seed=61):
         await conn.send(msg)
@@ -72,9 +76,9 @@ async def test_send_to_retargets_only_when_the_target_changes(
     conn = await _open(modem, udp_peer.port)
     await conn.send_to(b"one", "127.0.0.1", other_peer.port)
     await conn.send_to(b"two", "127.0.0.1", other_peer.port)
-    assert [(await other_peer.recv())[0] for _ in range(2)] == [b"one", b"two"]
+    assert [(await other_peer.next())[0] for _ in range(2)] == [b"one", b"two"]
     await conn.send(b"home")  # send() still goes to the connected peer
-    data, addr = await udp_peer.recv()
+    data, addr = await udp_peer.next()
     assert data == b"home"
     udp_peer.send(b"reply", addr)
     assert await conn.receive_from(timeout=WAIT) == (b"reply", ("127.0.0.1", udp_peer.port))
@@ -103,11 +107,11 @@ async def test_bad_input_is_refused_and_nothing_leaks(modem: Modem, udp_peer: Ud
     with pytest.raises(PayloadError, match="1461 bytes"):
         await conn.send_to(b"x" * 1461, "127.0.0.1", udp_peer.port)
     await conn.send(b"z" * 1460)
-    assert (await udp_peer.recv())[0] == b"z" * 1460
+    assert (await udp_peer.next())[0] == b"z" * 1460
     await conn.close()
     again = await _open(modem, udp_peer.port)
     await again.send(b"again")
-    assert (await udp_peer.recv())[0] == b"again"
+    assert (await udp_peer.next())[0] == b"again"
     await again.close()
 
 
@@ -122,7 +126,7 @@ async def test_closing_frees_the_layer_for_cip(modem: Modem, udp_peer: UdpPeer) 
     assert conn.error is None
     cip = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
     await cip.send(b"multi link now")
-    data, addr = await udp_peer.recv()
+    data, addr = await udp_peer.next()
     assert data == b"multi link now"
     udp_peer.send(b"reply to cip", addr)  # the module still shows senders (CIPSRIP=1): cip ignores them
     assert await cip.receive(timeout=WAIT) == b"reply to cip"
@@ -137,12 +141,12 @@ async def test_after_transparent_mode(
         "udp", "127.0.0.1", other_peer.port, transport="transparent", guard_time=GUARD
     )
     await transparent.send(b"raw")
-    assert (await other_peer.recv())[0] == b"raw"
+    assert (await other_peer.next())[0] == b"raw"
     await transparent.close()
     conn = await _open(modem, udp_peer.port)  # back to normal mode (AT+CIPMODE=0)
     assert "AT+CIPMODE=0" in sent_commands(emulator)
     await conn.send_to(b"framed", "127.0.0.1", other_peer.port)
-    data, addr = await other_peer.recv()
+    data, addr = await other_peer.next()
     assert data == b"framed"
     other_peer.send(b"answer", addr)
     assert await conn.receive_from(timeout=WAIT) == (b"answer", ("127.0.0.1", other_peer.port))
@@ -178,5 +182,5 @@ async def test_pdp_deactivation_ends_the_link_and_the_next_open_recovers(
     await asyncio.sleep(0.1)
     again = await _open(modem, udp_peer.port)
     await again.send(b"new context")
-    assert (await udp_peer.recv())[0] == b"new context"
+    assert (await udp_peer.next())[0] == b"new context"
     await again.close()

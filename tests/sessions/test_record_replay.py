@@ -20,6 +20,7 @@ import pytest
 
 from sim7020_core import Modem
 from sim7020_core.emulator import Emulator
+from sim7020_core.emulator.peers import UdpPeer
 from sim7020_core.models import ModemStatus
 from sim7020_core.sessions import PtyPort, Recorder, Replayer, TcpPort, TranscriptFile, load
 from sim7020_core.sessions.ports import ClientPort
@@ -45,20 +46,8 @@ class Outcome:
 @contextlib.asynccontextmanager
 async def udp_peer() -> AsyncIterator[int]:
     """A real loopback UDP peer that answers every datagram with ``pong:`` + the datagram."""
-    loop = asyncio.get_running_loop()
-
-    class Echo(asyncio.DatagramProtocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = transport
-
-        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-            self.transport.sendto(REPLY_PREFIX + data, addr)  # type: ignore[attr-defined]
-
-    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
-    try:
-        yield transport.get_extra_info("sockname")[1]
-    finally:
-        transport.close()
+    async with UdpPeer(reply=lambda data: REPLY_PREFIX + data) as peer:
+        yield peer.port
 
 
 async def drive(url: str, peer_port: int) -> Outcome:
