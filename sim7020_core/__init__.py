@@ -6,9 +6,10 @@ tests/core/test_public_api.py):
 - the modem: :class:`Modem` (``await Modem.connect(url)``), :class:`ModemOptions`, the data models
   (:class:`ModemInfo`, :class:`ModemStatus`, :class:`LinkState` …);
 - what a modem publishes: :data:`ModemEvent`, a union of :class:`StateChanged`, :class:`StatusChanged`,
-  :class:`PsmChanged`, :class:`ModuleReset` and :class:`DataReceived`;
+  :class:`PsmChanged`, :class:`ModuleReset`, :class:`DataReceived` and :class:`ProblemChanged` (with
+  :class:`ModemProblem`, what needs a human);
 - data connections and the transport-plugin contract: :class:`Connection`, :class:`Server`,
-  :class:`Transport`, :class:`TransportHost`, :class:`Capabilities`;
+  :class:`Transport`, :class:`TransportHost`, :class:`Capabilities`, :class:`SessionSetting`;
 - connection lifecycles owned by the library: :class:`PersistentConnection` (opened again after resets and
   losses), :class:`PersistentServer` (listens again after resets) and its :class:`ServerClient`,
   :class:`PersistentState`; the one backoff, :class:`Backoff`, and :func:`describe_error`;
@@ -26,8 +27,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .codecs import BUILTIN_CODECS, CODEC_ALIASES, Codec
-from .connection import Capabilities, Connection, ReceiveTimeoutError, Server, Transport, TransportHost
-from .events import DataReceived, ModemEvent, ModuleReset, PsmChanged, StateChanged, StatusChanged
+from .connection import (
+    Capabilities,
+    Connection,
+    ReceiveTimeoutError,
+    Server,
+    SessionSetting,
+    Transport,
+    TransportHost,
+)
+from .events import (
+    DataReceived,
+    ModemEvent,
+    ModuleReset,
+    ProblemChanged,
+    PsmChanged,
+    StateChanged,
+    StatusChanged,
+)
 from .exceptions import (
     AtCommandError,
     AtTimeoutError,
@@ -56,9 +73,11 @@ from .models import (
     CellInfo,
     LinkState,
     ModemInfo,
+    ModemProblem,
     ModemStatus,
     NeighbourCell,
     PingReply,
+    ProblemKind,
     PsmStatus,
     Registration,
 )
@@ -116,6 +135,7 @@ __all__ = [
     "ModemEvent",
     "ModemInfo",
     "ModemOptions",
+    "ModemProblem",
     "ModemStatus",
     "ModuleReset",
     "NeighbourCell",
@@ -129,6 +149,8 @@ __all__ = [
     "PluginError",
     "PluginManager",
     "PortBusyError",
+    "ProblemChanged",
+    "ProblemKind",
     "PsmChanged",
     "PsmStatus",
     "ReceiveTimeoutError",
@@ -136,6 +158,7 @@ __all__ = [
     "SendTimeoutError",
     "Server",
     "ServerClient",
+    "SessionSetting",
     "Sim7020Error",
     "SimError",
     "SocketError",

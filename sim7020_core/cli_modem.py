@@ -2,7 +2,9 @@
 
 Each connects to ``--device`` (default ``socket://127.0.0.1:7020``, the emulator's default address), does
 one thing and closes. ``--json`` prints machine-readable output. Exit codes: 0 success, 1 the modem or
-the network failed (one line on stderr), 2 bad arguments.
+the network failed, or the raw-AT guard refused the command (one line on stderr), 2 bad arguments. What ends
+up inside an AT command (a host, the command of ``at``) is checked before the modem is opened, with the
+library's checks (:mod:`sim7020_core.modem.checks`).
 
 The command composes the application: it builds the one plugin manager (off the event loop) and hands it to
 the modem, so every installed plugin's transports, codecs and hooks are there (``send --transport`` and
@@ -18,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import const
-from .exceptions import CommandNotAllowedError, PluginError, Sim7020Error
+from .exceptions import PluginError, Sim7020Error
 from .modem import Modem, ModemOptions
+from .modem.checks import check_command_line, host_problem, raw_command_refusal
 from .plugins import PluginManager, async_make_plugin_manager
 
 DEFAULT_DEVICE = "socket://127.0.0.1:7020"
@@ -139,6 +142,14 @@ def _fail(message: str) -> None:
     print(f"sim7020: error: {message}", file=sys.stderr)
 
 
+def _bad_host(host: str) -> bool:
+    """Say what is wrong with the HOST argument (True), before anything is opened."""
+    problem = host_problem(host.strip())
+    if problem is not None:
+        _fail(f"HOST {host!r}: {problem}")
+    return problem is not None
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
@@ -202,14 +213,19 @@ def _psm_text(enabled: bool, state: str, tau_s: int | None, active_s: int | None
 
 
 async def cmd_at(args: argparse.Namespace) -> int:
-    """``sim7020 at COMMAND``: the raw answer lines."""
+    """``sim7020 at COMMAND``: the raw answer lines (the command is checked before the modem is opened)."""
+    try:
+        text = check_command_line(args.at_command)
+        reason = None if args.allow_unsafe else raw_command_refusal(text)
+    except ValueError as err:
+        _fail(f"COMMAND: {err}")
+        return EXIT_USAGE
+    if reason is not None:
+        _fail(f"{text!r}: {reason}; use --allow-unsafe to send it anyway")
+        return EXIT_FAILURE
 
     async def action(modem: Modem) -> int:
-        try:
-            lines = await modem.command(args.at_command, timeout=args.timeout, allow_unsafe=args.allow_unsafe)
-        except CommandNotAllowedError as err:
-            _fail(f"{str(err).split(';')[0]}; use --allow-unsafe to send it anyway")
-            return EXIT_FAILURE
+        lines = await modem.command(args.at_command, timeout=args.timeout, allow_unsafe=args.allow_unsafe)
         if args.json:
             _print_json({"command": args.at_command, "lines": lines})
         else:
@@ -223,6 +239,8 @@ async def cmd_at(args: argparse.Namespace) -> int:
 
 async def cmd_ping(args: argparse.Namespace) -> int:
     """``sim7020 ping HOST``: one line per probe; exit 1 when no probe was answered."""
+    if _bad_host(args.host):
+        return EXIT_USAGE
 
     async def action(modem: Modem) -> int:
         replies = await modem.ping(args.host, count=args.count, size=args.size, timeout=args.timeout)
@@ -253,6 +271,8 @@ async def cmd_ping(args: argparse.Namespace) -> int:
 
 async def cmd_dns(args: argparse.Namespace) -> int:
     """``sim7020 dns HOST``: the addresses, one per line."""
+    if _bad_host(args.host):
+        return EXIT_USAGE
 
     async def action(modem: Modem) -> int:
         addresses = await modem.resolve(args.host)
@@ -276,6 +296,8 @@ def _show_payload(data: bytes) -> str:
 
 async def cmd_send(args: argparse.Namespace) -> int:
     """``sim7020 send HOST PORT PAYLOAD``: send, and with ``--wait-response`` print what came back."""
+    if _bad_host(args.host):
+        return EXIT_USAGE
     try:
         plugins = await async_make_plugin_manager()
     except PluginError as err:

@@ -10,6 +10,13 @@ engine, the status, the module-wide retention setting, and where to report recei
 :class:`~sim7020_core.modem.Modem`: this module imports nothing above the AT layer, so the hook specifications
 and the plugin registry can build on it and the modem on them.
 
+Session settings and stale state: a transport says which module-wide settings it relies on right now
+(:meth:`Transport.session_settings`, a list of :class:`SessionSetting`); the modem re-applies them, with its
+own, after every (re)initialisation and every wake from PSM, because real modules lose some of them there
+(docs/plugin_hooks.md, "Session settings"). :meth:`Transport.reclaim` releases what a previous process left
+on the module (sockets, links) when a modem connects. :meth:`Transport.ready_for_data` is awaited before
+every send: data waits until the module is awake, has its settings back and is registered again after a wake.
+
 Receive buffering: each connection queues what arrives until its owner reads it. The queue is bounded by
 ``buffer_limit`` bytes (:data:`RECEIVE_BUFFER_LIMIT` unless the transport says otherwise). When data arrives
 past the bound, the **oldest** queued data are discarded to make room, :attr:`Connection.dropped_bytes` counts
@@ -23,7 +30,7 @@ import abc
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -95,6 +102,37 @@ class TransportHost(Protocol):
     def data_received(self, connection: Connection, data: bytes) -> None:
         """Tell plugins and subscribers that ``data`` arrived on ``connection`` (queued for its owner)."""
         ...
+
+    async def ready_for_data(self) -> None:
+        """Wait until data may go out: the module is awake (woken from PSM if need be), has its session
+        settings back and, after a wake, is registered again (bounded; :class:`NotRegisteredError` when it
+        does not register in time)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSetting:
+    """One module setting a session relies on, (re-)applied by the modem after every initialisation (connect,
+    reboot, recovery) and every wake from PSM.
+
+    The modem applies its own settings first (``ATE0``, ``AT+CMEE=1``, ``AT+CEREG=4``, ``AT+CPSMSTATUS=1``),
+    then those of each transport it has used (:meth:`Transport.session_settings`), in order.
+
+    :param command: the command that sets it, e.g. ``"AT+CSORCVFLAG=1"``
+    :param alternatives: commands tried in order when the module refuses ``command`` (older firmware:
+        ``AT+CEREG=4`` → ``AT+CEREG=2``)
+    :param timeout: bound on each command's answer (None: the engine's default)
+    :param prepare: called right before ``command`` is written (no await in between), e.g. to teach the AT
+        parser a binary URC format that may follow the ``OK`` at once
+    :param done: called with the command the module took, or None when it refused them all (a timeout or a
+        module that went back to sleep ends the application: ``done`` is not called)
+    """
+
+    command: str
+    alternatives: tuple[str, ...] = ()
+    timeout: float | None = None
+    prepare: Callable[[], None] | None = None
+    done: Callable[[str | None], None] | None = None
 
 
 class ReceiveTimeoutError(SocketError, TimeoutError):
@@ -203,12 +241,19 @@ class Connection:
     async def send(self, data: bytes, **options: Any) -> None:
         """Send ``data`` to the connected peer (one datagram for UDP).
 
+        Waits first until data may go out (:meth:`Transport.ready_for_data`): a module in PSM is woken, and
+        right after a wake the data waits until the module is registered again (real modules drop what is
+        sent before).
+
         :raises ConnectionClosedError: the connection is closed (the cause is chained)
         :raises PayloadError: the payload is empty, not bytes, or too large for the transport
         :raises AtCommandError: the module refused the send
+        :raises NotRegisteredError: the module did not register again in time after waking from PSM
         """
         payload = self._check_payload(data)
         async with self._send_lock:
+            self._check_open()
+            await self.transport.ready_for_data()
             self._check_open()
             await self._do_send(payload, **options)
 
@@ -221,6 +266,8 @@ class Connection:
             raise UnsupportedError(f"transport {self.transport_name!r} cannot send to another peer")
         payload = self._check_payload(data)
         async with self._send_lock:
+            self._check_open()
+            await self.transport.ready_for_data()
             self._check_open()
             await self._do_send_to(payload, host, port, **options)
 
@@ -522,9 +569,42 @@ class Transport(abc.ABC):
             server._set_closed(err)
 
     async def on_psm(self, entered: bool) -> None:
-        """The module entered (``entered=True``) or left PSM. Default: nothing survives PSM."""
+        """The module entered (``entered=True``) or left PSM. Default: nothing survives PSM.
+
+        On leaving, the modem awaits this before it re-applies the session settings, so a transport can first
+        take note of what the module forgot in PSM (real modules reset ``AT+CSORCVFLAG``)."""
         if entered:
             await self.on_modem_reset()
+
+    def session_settings(self) -> Sequence[SessionSetting]:
+        """The module-wide settings this transport relies on right now (e.g. ``AT+CSORCVFLAG=1`` while it
+        reads raw data), which the modem re-applies after every initialisation and every wake from PSM.
+
+        Called each time they are applied: return what holds at that moment. Default: none.
+        """
+        return ()
+
+    @classmethod
+    async def reclaim(cls, modem: TransportHost) -> int:
+        """Release what a previous process left on the module with this transport's commands (sockets,
+        links, a server), so it is free for this one. Returns how many things were released.
+
+        The modem calls it when it connects and after every module reset it did not see happen (before any
+        instance of the transport exists, so it is a class method), once per distinct implementation:
+        transports that share module resources share one implementation (a common base class). Default:
+        nothing to release.
+
+        :raises SocketError: something could not be released (the message says what); the modem reports it
+            as a problem (:attr:`~sim7020_core.modem.Modem.problem`)
+        """
+        return 0
+
+    async def ready_for_data(self) -> None:
+        """Wait until data may go out (:meth:`TransportHost.ready_for_data`); :meth:`Connection.send` calls it
+        before every send. A transport that writes data by other ways should call it too."""
+        ready = getattr(self.modem, "ready_for_data", None)  # a bare host (tests) may not have it
+        if ready is not None:
+            await ready()
 
     async def close(self) -> None:
         """Close every connection and server (the modem is closing); failures are logged, not raised."""
@@ -573,6 +653,7 @@ __all__ = [
     "Connection",
     "ReceiveTimeoutError",
     "Server",
+    "SessionSetting",
     "Transport",
     "TransportHost",
 ]

@@ -77,6 +77,12 @@ READY_WAIT_TIMEOUT = 30.0  # a command waits this long for a recovering/connecti
 WAKE_CALLBACK_TIMEOUT = 10.0  # an async ModemOptions.wake callback
 WAKE_PROBE_INTERVAL = 1.0  # while waking from PSM, poke the UART with AT this often
 WAKE_PROBE_TIMEOUT = 0.5  # answer to one wake-up AT
+WAKE_REGISTRATION_TIMEOUT = 30.0  # after a wake, data waits this long for registration (+CEREG: 1/5): real
+# modules drop what is sent before (docs/emulator.md, "Power saving")
+WAKE_EXIT_GRACE = 1.0  # "+CPIN: READY" out of the blue: how long "EXIT PSM" may follow (a wake) before the
+# driver asks the module whether it rebooted
+STALE_DATA_MODE_TIMEOUT = 1.0  # connect: "OK" to the "+++" that leaves a data mode a previous process left
+UNRESPONSIVE_ATTEMPTS = 3  # failed recovery attempts in a row before the modem reports a problem
 TRANSPORT_NOTIFY_TIMEOUT = 5.0  # a transport's on_modem_reset/on_psm/close
 CLOSE_TIMEOUT = 5.0  # background tasks to finish after cancellation on close()
 RECONNECT_MIN_DELAY = 1.0  # first backoff delay of ReconnectLogic

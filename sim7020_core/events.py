@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
-from .models import LinkState, ModemStatus
+from .models import LinkState, ModemProblem, ModemStatus
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -101,7 +101,34 @@ class DataReceived:
     status: ModemStatus
 
 
-#: Everything a modem publishes.
-ModemEvent: TypeAlias = StateChanged | StatusChanged | ModuleReset | PsmChanged | DataReceived
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProblemChanged:
+    """:attr:`Modem.problem <sim7020_core.modem.Modem.problem>` changed: something appeared that does not heal
+    by itself (``problem``), or it went away (``problem`` is None).
 
-__all__ = ["DataReceived", "ModemEvent", "ModuleReset", "PsmChanged", "StateChanged", "StatusChanged"]
+    :ivar problem: the problem now (None: nothing needs a human)
+    :ivar previous: the problem before
+    :ivar state: the link state at the time
+    :ivar status: the status at the time
+    """
+
+    problem: ModemProblem | None
+    previous: ModemProblem | None
+    state: LinkState
+    status: ModemStatus
+
+
+#: Everything a modem publishes.
+ModemEvent: TypeAlias = (
+    StateChanged | StatusChanged | ModuleReset | PsmChanged | DataReceived | ProblemChanged
+)
+
+__all__ = [
+    "DataReceived",
+    "ModemEvent",
+    "ModuleReset",
+    "ProblemChanged",
+    "PsmChanged",
+    "StateChanged",
+    "StatusChanged",
+]

@@ -50,6 +50,28 @@ class LinkState(enum.StrEnum):
     CLOSED = "closed"
 
 
+class ProblemKind(enum.StrEnum):
+    """What needs a human (:attr:`ModemProblem.kind`): stable keys, e.g. for translations."""
+
+    SIM = "sim"  # no usable SIM, or it is locked (PIN/PUK)
+    UNRESPONSIVE = "unresponsive"  # the module stays silent after every recovery step
+    STALE_STATE = "stale_state"  # what a previous process left on the module could not be released
+    REGISTRATION_DENIED = "registration_denied"  # the network refuses the module
+
+
+@dataclass(frozen=True, slots=True)
+class ModemProblem:
+    """Something about a modem that does not heal by itself
+    (:attr:`Modem.problem <sim7020_core.modem.Modem.problem>`).
+
+    :ivar kind: what kind of problem (:class:`ProblemKind`)
+    :ivar message: for people: what is wrong and what to do, in one line
+    """
+
+    kind: ProblemKind
+    message: str
+
+
 @dataclass(frozen=True, slots=True)
 class ModemInfo:
     """Identity of the module (read once at init)."""

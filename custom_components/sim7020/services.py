@@ -21,6 +21,7 @@ from sim7020_core.exceptions import (
     PluginError,
     UnsupportedError,
 )
+from sim7020_core.modem.checks import check_command_line, host_problem
 
 from .const import (
     ATTR_CLIENT_ID,
@@ -58,6 +59,23 @@ MAX_RESPONSE_TIMEOUT = 300.0
 _BASE: dict[Any, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
 
 
+def _host(value: Any) -> str:
+    """A host name or IP address the module can take inside its AT command (the library's check)."""
+    text = cv.string(value).strip()
+    problem = host_problem(text)
+    if problem is not None:
+        raise vol.Invalid(problem)
+    return text
+
+
+def _command(value: Any) -> str:
+    """One AT command line (no CR, LF or other control characters, starting with AT)."""
+    try:
+        return check_command_line(cv.string(value))
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from None
+
+
 def _require_target(data: dict[str, Any]) -> dict[str, Any]:
     """``send`` needs host, port and protocol, unless it answers a server client by ``client_id``."""
     if ATTR_CLIENT_ID in data:
@@ -72,7 +90,7 @@ SEND_SCHEMA = vol.All(
     vol.Schema(
         {
             **_BASE,
-            vol.Optional(ATTR_HOST): vol.All(cv.string, vol.Length(min=1)),
+            vol.Optional(ATTR_HOST): _host,
             vol.Optional(ATTR_PORT): cv.port,
             vol.Optional(ATTR_PROTOCOL): vol.In(PROTOCOLS),
             vol.Optional(ATTR_CLIENT_ID): vol.All(vol.Coerce(int), vol.Range(min=1)),
@@ -91,12 +109,12 @@ SEND_SCHEMA = vol.All(
 PING_SCHEMA = vol.Schema(
     {
         **_BASE,
-        vol.Required(ATTR_HOST): vol.All(cv.string, vol.Length(min=1)),
+        vol.Required(ATTR_HOST): _host,
         vol.Optional(ATTR_COUNT, default=4): vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_PING_COUNT)),
     }
 )
-DNS_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_HOSTNAME): vol.All(cv.string, vol.Length(min=1))})
-AT_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_COMMAND): vol.All(cv.string, vol.Length(min=1))})
+DNS_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_HOSTNAME): _host})
+AT_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_COMMAND): _command})
 
 
 def decode_payload(manager: Sim7020Manager, payload: str, encoding: str) -> bytes:

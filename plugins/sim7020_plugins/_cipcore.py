@@ -10,6 +10,11 @@ with a clear error while another transport holds the layer, instead of tearing i
 Recovery (6.13): a failed ``AT+CIPSTART`` is retried once after ``AT+CIPCLOSE`` of the link; if it fails again
 and no other link is open, the PDP context is shut (``AT+CIPSHUT``) and brought up again before a last try.
 Past that the error tells the caller to restart the module (``Modem.reboot()``).
+
+Stale state (:class:`CipLayerReclaim`, shared by the three transports so the modem runs it once): when a
+modem connects, a layer a previous process left beyond ``IP INITIAL`` (links, a server, a data-mode link the
+modem escaped from) is shut with ``AT+CIPSHUT`` and its module-wide modes go back to the defaults the
+transports start from (``AT+CIPQSEND=0``, ``AT+CIPRXGET=0``).
 """
 
 from __future__ import annotations
@@ -258,10 +263,44 @@ class CipSession:
         )
 
 
+class CipLayerReclaim:
+    """The CIP layer's :meth:`Transport.reclaim <sim7020_core.connection.Transport.reclaim>`, one
+    implementation for the ``cip``, ``transparent`` and ``udp_extended`` transports (the modem calls each
+    distinct implementation once)."""
+
+    @classmethod
+    async def reclaim(cls, modem: TransportHost) -> int:
+        """Shut a CIP layer a previous process left in use (``AT+CIPSTATUS`` not ``IP INITIAL``): returns 1
+        when it did.
+
+        :raises SocketError: ``AT+CIPSHUT`` failed
+        """
+        engine = modem.engine
+        try:
+            resp = await engine.command_with_urcs(
+                "AT+CIPSTATUS", "STATE:", timeout=SETTING_TIMEOUT, urc_timeout=CIPSTATUS_TIMEOUT, partial=True
+            )
+        except AtCommandError:
+            return 0  # no CIP layer on this firmware
+        if not resp.urcs:
+            return 0
+        state = resp.urcs[0].partition(":")[2].strip().upper()
+        if state == "IP INITIAL":
+            return 0
+        try:
+            await engine.command("AT+CIPSHUT", timeout=const.CIPSHUT_TIMEOUT)
+        except AtCommandError as exc:
+            raise SocketError(f"the CIP layer left in state {state} could not be shut: {exc.final}") from exc
+        for command in ("AT+CIPQSEND=0", "AT+CIPRXGET=0"):
+            with contextlib.suppress(AtCommandError):
+                await engine.command(command, timeout=SETTING_TIMEOUT)
+        return 1
+
+
 ConnT = TypeVar("ConnT", bound=Connection)
 
 
-class SingleLinkTransport(Transport, Generic[ConnT]):
+class SingleLinkTransport(CipLayerReclaim, Transport, Generic[ConnT]):
     """What the single-link transports (``transparent``, ``udp_extended``) share: one connection at a time,
     holding the :class:`CipSession` (``AT+CIPMUX=0``) while it is open, and their URC handlers."""
 

@@ -30,7 +30,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
-from sim7020_core.connection import Capabilities, Connection, Server, Transport
+from sim7020_core.connection import Capabilities, Connection, Server, SessionSetting, Transport
 from sim7020_core.exceptions import (
     AtCommandError,
     ConnectionClosedError,
@@ -41,7 +41,15 @@ from sim7020_core.exceptions import (
 )
 from sim7020_core.hookspecs import hookimpl
 
-from ._cipcore import CIPSEND_MAX, CIPSTATUS_TIMEOUT, SETTING_TIMEOUT, CipSession, session_for, split_link
+from ._cipcore import (
+    CIPSEND_MAX,
+    CIPSTATUS_TIMEOUT,
+    SETTING_TIMEOUT,
+    CipLayerReclaim,
+    CipSession,
+    session_for,
+    split_link,
+)
 from ._common import BackgroundTasks, UrcHandlers, check_ip, check_options, check_port, urc_fields
 
 if TYPE_CHECKING:
@@ -177,7 +185,7 @@ class CipServer(Server):
         await self.transport._stop_server()
 
 
-class CipTransport(Transport):
+class CipTransport(CipLayerReclaim, Transport):
     """SIM800-compatible multi-link TCP/UDP: six links, binary safe (fixed-length CIPSEND), one TCP server.
 
     Options of :meth:`open_connection`:
@@ -389,15 +397,33 @@ class CipTransport(Transport):
             self.session.release()
 
     async def on_modem_reset(self) -> None:
-        """The module rebooted: every link, the server and the bearer are gone."""
+        """The module rebooted: every link, the server and the bearer are gone; the module-wide modes asked
+        for (quick send, manual receive) are applied again by the modem (:meth:`session_settings`)."""
         for link in list(self._links):
             self._drop(link, ConnectionClosedError("the module was reset"))
         if self._server is not None:
             server, self._server = self._server, None
             server._set_closed(ConnectionClosedError("the module was reset"))
         self.session.reset()
-        self.quick_send = False
-        self.receive_mode = "auto"
+
+    def session_settings(self) -> list[SessionSetting]:
+        """``AT+CIPQSEND=1`` while quick send was asked for; ``AT+CIPRXGET=1`` while manual receive was and
+        no link is open (the module takes it only then; links kept across PSM keep the mode). A mode the
+        module refuses falls back to its default and is asked for again by the next open."""
+        items: list[SessionSetting] = []
+        if self.quick_send:
+            items.append(SessionSetting("AT+CIPQSEND=1", timeout=SETTING_TIMEOUT, done=self._quick_send_done))
+        if self.receive_mode == "manual" and not self._links and self._server is None:
+            items.append(SessionSetting("AT+CIPRXGET=1", timeout=SETTING_TIMEOUT, done=self._manual_done))
+        return items
+
+    def _quick_send_done(self, taken: str | None) -> None:
+        if taken is None:
+            self.quick_send = False
+
+    def _manual_done(self, taken: str | None) -> None:
+        if taken is None:
+            self.receive_mode = "auto"
 
     async def on_psm(self, entered: bool) -> None:
         """Without RETENTION the CIP links do not survive PSM (the layer resets as after a reboot).

@@ -19,7 +19,13 @@ Wire formats (application note chapter 5):
   closed when the module enters PSM. AT+RETENTION is module state, owned by the modem: the option calls
   :meth:`~sim7020_core.modem.Modem.set_retention`; without the option the first open reads it with
   :meth:`~sim7020_core.modem.Modem.read_retention` when :attr:`~sim7020_core.modem.Modem.retention` is not
-  known; at PSM time the transport asks ``modem.retention`` (the module is asleep then).
+  known; at PSM time the transport asks ``modem.retention`` (the module is asleep then);
+- the module-wide settings it relies on (``AT+CSORCVFLAG=1`` in raw mode, ``AT+CSOSENDFLAG=1`` with
+  acknowledgements) are session settings (:meth:`NativeTransport.session_settings`): the modem applies them
+  again after every wake and every reset. Real modules are back to hex after every wake (docs/emulator.md,
+  "Power saving"), so on waking the transport reads ``+CSONMI`` as hex until raw mode is set again;
+- stale sockets: :meth:`NativeTransport.reclaim` closes what a previous process left open on the module
+  (``AT+CSOSTATUS`` then ``AT+CSOCL`` for each id) and puts the receive format back to hex.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from sim7020_core import const
 from sim7020_core.at.engine import Urc
 from sim7020_core.at.parser import CSONMI_RAW_RULE
-from sim7020_core.connection import Capabilities, Connection, Server, Transport
+from sim7020_core.connection import Capabilities, Connection, Server, SessionSetting, Transport
 from sim7020_core.exceptions import (
     CSOERR_CODES,
     AtCommandError,
@@ -381,16 +387,18 @@ class NativeTransport(Transport):
     async def listen(self, port: int, **options: Any) -> NativeServer:
         """Start the module's TCP server on ``port`` (``AT+CSOC``, ``AT+CSOB``, ``AT+CSOLIS``).
 
-        Options: ``local_ip`` (default: the modem's current IP), ``backlog``, and the module-wide settings
-        of :meth:`open_connection`.
+        Options: ``local_ip`` (an IP address; default: the modem's current IP), ``backlog``, and the
+        module-wide settings of :meth:`open_connection`.
 
         :raises SocketError: a server is already listening, all sockets are in use, or the module refused
+        :raises ValueError: ``local_ip`` is not an IP address
         """
         check_port(port)
         check_options(self.name, options, _SERVER_OPTIONS)
         if any(isinstance(s, NativeServer) for s in self._sockets.values()):
             raise SocketError("the module already runs its one TCP server (close it first)")
-        local_ip = options.pop("local_ip", None) or await self._local_ip()
+        given_ip = options.pop("local_ip", None)
+        local_ip = str(check_ip(given_ip)) if given_ip else await self._local_ip()
         kw = {"backlog": options.pop("backlog")} if "backlog" in options else {}
         self._client_buffer = options.pop("buffer_limit", None)
         async with self._reserve():
@@ -524,24 +532,101 @@ class NativeTransport(Transport):
         self._tasks.spawn(release())
 
     async def on_modem_reset(self) -> None:
-        """The module rebooted: every socket and module-wide setting is gone."""
+        """The module rebooted: every socket is gone and the module prints hex again; the module-wide
+        settings asked for (raw receive mode, acknowledgements) are applied again by the modem when it
+        initialises the module (:meth:`session_settings`)."""
         self._stale.clear()
         for sock in list(self._sockets.values()):
             sock._set_closed(ConnectionClosedError("the module was reset"))
         self._sockets.clear()
-        if self._urcs.engine is not None:
-            self._raw_rule_off(self._urcs.engine)
-        self.receive_mode = "hex"
-        self.send_ack = False
+        self._module_prints_hex()
 
     async def on_psm(self, entered: bool) -> None:
-        """Without RETENTION the module drops its sockets in PSM: report them closed when it enters."""
-        if not entered or self.modem.retention:  # recorded earlier: the module is asleep now
+        """Without RETENTION the module drops its sockets in PSM: report them closed when it enters. On
+        leaving, the module prints hex again (real modules reset ``AT+CSORCVFLAG`` in PSM) until the modem
+        applies the session settings again, right after this."""
+        if not entered:
+            self._module_prints_hex()
+            return
+        if self.modem.retention:  # recorded earlier: the module is asleep now
             return
         for socket_id, sock in list(self._sockets.items()):
             self._stale.add(socket_id)  # released with AT+CSOCL before the next open, in case it kept it
             sock._set_closed(ConnectionClosedError("the module entered PSM without AT+RETENTION=1"))
         self._sockets.clear()
+
+    def _module_prints_hex(self) -> None:
+        """The module's receive format is its default (hex) now: read ``+CSONMI`` as hex."""
+        if self._urcs.engine is not None:
+            self._raw_rule_off(self._urcs.engine)
+
+    # ------------------------------------------------------------------ session settings, stale sockets
+
+    def session_settings(self) -> list[SessionSetting]:
+        """``AT+CSORCVFLAG=1`` while raw receive mode was asked for (the parser learns the raw ``+CSONMI``
+        right before), ``AT+CSOSENDFLAG=1`` while acknowledgements were; a setting the module refuses falls
+        back to the module's default (hex, no acknowledgements) and is asked for again by the next open."""
+        items: list[SessionSetting] = []
+        if self.receive_mode == "raw":
+            items.append(
+                SessionSetting(
+                    "AT+CSORCVFLAG=1", timeout=SETTING_TIMEOUT, prepare=self._raw_prepare, done=self._raw_done
+                )
+            )
+        if self.send_ack:
+            ack = SessionSetting("AT+CSOSENDFLAG=1", timeout=SETTING_TIMEOUT, done=self._send_ack_done)
+            items.append(ack)
+        return items
+
+    def _raw_prepare(self) -> None:
+        # raw data may follow the OK at once
+        self.engine.set_raw_payload_rule(_RAW_RULE_NAME, CSONMI_RAW_RULE)
+
+    def _raw_done(self, taken: str | None) -> None:
+        if taken is None:
+            _LOGGER.warning("the module did not take AT+CSORCVFLAG=1 again: native sockets receive hex")
+            self._module_prints_hex()
+            self.receive_mode = "hex"
+
+    def _send_ack_done(self, taken: str | None) -> None:
+        if taken is None:
+            _LOGGER.warning("the module did not take AT+CSOSENDFLAG=1 again: no send acknowledgements")
+            self.send_ack = False
+
+    @classmethod
+    async def reclaim(cls, modem: TransportHost) -> int:
+        """Close the native sockets a previous process left open: ``AT+CSOSTATUS=<id>`` for each id, then
+        ``AT+CSOCL=<id>`` for those in use (for every id on firmware without ``AT+CSOSTATUS``); then
+        ``AT+CSORCVFLAG=0``, the receive format this transport starts from.
+
+        :raises SocketError: a socket in use could not be closed
+        """
+        engine = modem.engine
+        released = 0
+        stuck: list[str] = []
+        for socket_id in range(MAX_SOCKETS):
+            known = True
+            try:
+                resp = await engine.command(
+                    f"AT+CSOSTATUS={socket_id}", timeout=const.CSOSTATUS_TIMEOUT, priority=const.Priority.HIGH
+                )
+            except AtCommandError:
+                known = False  # no AT+CSOSTATUS (or not for this id): close it in case
+            else:
+                if _socket_status(resp.lines) == 0:
+                    continue
+            try:
+                await engine.command(f"AT+CSOCL={socket_id}", timeout=const.CSOCL_TIMEOUT)
+            except AtCommandError as exc:
+                if known:
+                    stuck.append(f"socket {socket_id}: AT+CSOCL answered {exc.final}")
+                continue
+            released += 1
+        with contextlib.suppress(AtCommandError):
+            await engine.command("AT+CSORCVFLAG=0", timeout=SETTING_TIMEOUT, priority=const.Priority.HIGH)
+        if stuck:
+            raise SocketError(f"native sockets left open could not be closed ({'; '.join(stuck)})")
+        return released
 
     async def close(self) -> None:
         """Close every socket, stop background work and remove the URC handlers."""
@@ -714,6 +799,16 @@ def _keepalive_args(value: object) -> str | None:
     raise ValueError(
         f"keepalive must be True, False or (idle_s, interval_s, count) positive ints, not {value!r}"
     )
+
+
+def _socket_status(lines: list[str]) -> int | None:
+    """The state in ``+CSOSTATUS: <id>,<state>`` (0 unused, 1 created, 2 connected); None without it."""
+    for line in lines:
+        if line.startswith("+CSOSTATUS"):
+            fields = urc_fields(line)
+            if fields and fields[-1].isdigit():
+                return int(fields[-1])
+    return None
 
 
 def _parse_rxget(lines: list[str], socket_id: int) -> tuple[bytes, int | None]:

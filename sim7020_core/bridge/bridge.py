@@ -4,8 +4,9 @@ Per modem, under ``<base_topic>/<modem id>/``:
 
 * ``availability``: ``online`` (retained, republished on every connect) / ``offline`` (the retained will);
 * ``state``: retained JSON of :meth:`ModemStatus.as_dict` plus ``link`` (the LinkState), ``modem_id``,
-  ``info`` (identity) and ``problem`` (what needs an operator, see :mod:`.problems`; null when all is
-  well), republished whenever it changes and on every connect;
+  ``info`` (identity) and ``problem`` (what needs an operator, see :mod:`.problems`: the bridge's own, why
+  the modem cannot be opened, and :attr:`Modem.problem <sim7020_core.modem.Modem.problem>`; null when all
+  is well), republished whenever it changes and on every connect;
 * ``cmd/<ping|dns|send|at>``: requests (see :mod:`.commands`);
 * Home Assistant device discovery (see :mod:`.discovery`), republished on HA's birth message;
 * routes (see :mod:`.routes`), durable through the sqlite queue in ``state_dir``.
@@ -31,9 +32,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..events import ModemEvent
+from ..events import ModemEvent, ProblemChanged
 from ..exceptions import ConfigError, PluginError, Sim7020Error, describe_error
-from ..models import LinkState, ModemInfo, ModemStatus
+from ..models import LinkState, ModemInfo, ModemProblem, ModemStatus
 from ..reconnect import Backoff
 from .commands import CommandHandler
 from .config import BridgeConfig, ModemConfig
@@ -53,6 +54,9 @@ QUEUE_FILE = "queue.sqlite3"
 LOCK_FILE = "bridge.lock"
 #: Bound on opening a modem (initialisation and registration included); retried with backoff after.
 MODEM_CONNECT_TIMEOUT = 120.0
+#: Problem sources of a modem (:class:`ProblemLog`): why it cannot be opened; what the library reports.
+OPEN_PROBLEM = "modem connection"
+MODEM_PROBLEM = "modem"
 MODEM_RETRY_MIN = 1.0
 MODEM_RETRY_MAX = 60.0
 #: Bound on closing a modem at shutdown.
@@ -101,8 +105,12 @@ class EmulatedModemFactory:
             url = self._urls[modem_cfg.id]
         options = ModemOptions(poll_interval=modem_cfg.poll_interval)
         modem = await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options, plugin_manager=plugins)
-        if modem_cfg.apn and modem.status.apn != modem_cfg.apn:
-            await modem.set_apn(modem_cfg.apn)
+        try:
+            if modem_cfg.apn and modem.status.apn != modem_cfg.apn:
+                await modem.set_apn(modem_cfg.apn)
+        except BaseException:
+            await modem.close()  # a half-opened modem would go on recovering after the bridge stopped
+            raise
         return modem
 
     def emulator(self, modem_id: str) -> Any:
@@ -163,6 +171,7 @@ class ModemBridge:
                 label=f"modem {modem_cfg.id} data",
             )
         self.modem: Any = None
+        self._idle_link = LinkState.CONNECTING.value  # the state's link while there is no modem
         self._factory = modem_factory
         self._plugins = plugins
         self._ready = asyncio.Event()
@@ -202,7 +211,9 @@ class ModemBridge:
         for route in self.routes:
             route.start()
         # The modem opens while we wait for the broker.
-        self._tasks.append(asyncio.create_task(self._run_modem(), name=f"modem-{self.modem_cfg.id}"))
+        modem_task = asyncio.create_task(self._run_modem(), name=f"modem-{self.modem_cfg.id}")
+        modem_task.add_done_callback(self._modem_task_done)
+        self._tasks.append(modem_task)
         clients = [client for client in (self.mqtt, self.data_mqtt) if client is not None]
         results = await asyncio.gather(*(client.start() for client in clients), return_exceptions=True)
         for result in results:
@@ -247,25 +258,35 @@ class ModemBridge:
     # ------------------------------------------------------------------ modem
 
     async def _run_modem(self) -> None:
+        """Open the modem and keep it open, for the bridge's life. Never ends by itself on an error: every
+        failure is logged with its cause and shown in the state's ``problem`` (:data:`OPEN_PROBLEM`); a
+        value the module cannot take (a bad APN given without ``check-config``) ends the retries, since
+        retrying cannot fix it."""
         backoff = Backoff(MODEM_RETRY_MIN, MODEM_RETRY_MAX)
+        modem_id = self.modem_cfg.id
         while True:
-            self._publish_state(link=LinkState.CONNECTING.value)
+            self._set_idle_link(LinkState.CONNECTING)
             try:
                 async with asyncio.timeout(MODEM_CONNECT_TIMEOUT):
                     modem = await self._factory(self.modem_cfg, self._plugins)
-            except (Sim7020Error, TimeoutError, OSError) as err:
+            except (ValueError, TypeError) as err:
+                self._set_idle_link(LinkState.DISCONNECTED)
+                self._open_problem(f"the configuration is not usable: {err}; fix it and restart the bridge")
+                return
+            except Exception as err:  # whatever it is: say it, and retry
+                if not isinstance(err, Sim7020Error | TimeoutError | OSError):
+                    _LOGGER.error("modem %s: unexpected error opening it", modem_id, exc_info=err)
+                reason = describe_error(err)
+                if isinstance(err, TimeoutError) and not str(err):
+                    reason = f"not ready within {MODEM_CONNECT_TIMEOUT:g} s"
                 delay = backoff.fail()
-                _LOGGER.warning(
-                    "modem %s: cannot open %s (%s); retrying in %.0f s",
-                    self.modem_cfg.id,
-                    self.modem_cfg.device,
-                    describe_error(err),
-                    delay,
-                )
-                self._publish_state(link=LinkState.DISCONNECTED.value)
+                self._set_idle_link(LinkState.DISCONNECTED)
+                self._open_problem(f"cannot open {self.modem_cfg.device}: {reason}")
+                _LOGGER.info("modem %s: retrying in %.0f s", modem_id, delay)
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            self._open_problem(None)
             self.modem = modem
             _LOGGER.info(
                 "modem %s: %s %s (IMEI %s) ready",
@@ -275,6 +296,7 @@ class ModemBridge:
                 modem.info.imei,
             )
             unsubscribe = modem.subscribe(self._on_modem_event)
+            self._modem_problem(modem.problem)
             self._on_modem_state(modem.state)
             self._publish_discovery()
             self._publish_state()
@@ -284,7 +306,32 @@ class ModemBridge:
                 unsubscribe()
                 self._ready.clear()
                 await self._close_modem(modem)  # also when cancelled (shutdown); routes' connections end
+                self._modem_problem(None)  # the next session finds out afresh
             _LOGGER.warning("modem %s: session closed; reopening", self.modem_cfg.id)
+
+    def _modem_task_done(self, task: asyncio.Task[Any]) -> None:
+        """The last safety net: a modem task that ended by a bug says so (log with traceback, problem)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        err = task.exception()
+        _LOGGER.error("modem %s: the modem task ended", self.modem_cfg.id, exc_info=err)
+        self.modem = None
+        self._set_idle_link(LinkState.DISCONNECTED)
+        self._open_problem(f"the modem task ended: {type(err).__name__}: {err} (a bug: please report it)")
+
+    def _set_idle_link(self, state: LinkState) -> None:
+        """What the state says while there is no modem (connecting to it, or not: it could not be opened)."""
+        self._idle_link = state.value
+        self._publish_state()
+
+    def _open_problem(self, text: str | None) -> None:
+        """Why the modem cannot be opened (logged when it appears or changes), or None once it is open."""
+        self.problems.report(OPEN_PROBLEM, text and f"{OPEN_PROBLEM}: {text}", modem=self.modem_cfg.id)
+
+    def _modem_problem(self, problem: ModemProblem | None) -> None:
+        """What the library says needs a human (:attr:`Modem.problem`), shown in the state."""
+        text = f"{MODEM_PROBLEM}: {problem.message}" if problem is not None else None
+        self.problems.report(MODEM_PROBLEM, text, modem=self.modem_cfg.id)
 
     async def _wait_closed(self, modem: Any) -> None:
         while modem.state is not LinkState.CLOSED:
@@ -304,6 +351,8 @@ class ModemBridge:
 
     def _on_modem_event(self, event: ModemEvent) -> None:
         # a module reset ends the routes' connections through their transports (sim7020_core.persistent)
+        if isinstance(event, ProblemChanged):
+            self._modem_problem(event.problem)  # republishes the state
         self._on_modem_state(event.state)
         self._publish_state()
 
@@ -344,7 +393,7 @@ class ModemBridge:
         status: ModemStatus = modem.status if modem is not None else ModemStatus()
         info: ModemInfo = modem.info if modem is not None else ModemInfo()
         data = status.as_dict()
-        data["link"] = link or (modem.state.value if modem is not None else LinkState.CONNECTING.value)
+        data["link"] = link or (modem.state.value if modem is not None else self._idle_link)
         data["modem_id"] = self.modem_cfg.id
         data["info"] = info.as_dict()
         data["problem"] = self.problems.summary(self.modem_cfg.id)

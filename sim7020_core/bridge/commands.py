@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import voluptuous as vol
 
 from ..exceptions import PayloadError, PluginError, Sim7020Error
+from ..modem.checks import host_problem
 from .mqtt import IncomingMessage
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ SEND_RESPONSE_TIMEOUT = 10.0
 MAX_REQUEST_BYTES = 256 * 1024
 #: Longest string ``id`` (numbers must be integers within ±2**53 or finite).
 MAX_ID_LENGTH = 128
-#: Longest host name (RFC 1035: 253 characters in text form).
-MAX_HOST_LENGTH = 253
 #: Longest raw AT command.
 MAX_AT_COMMAND_LENGTH = 2048
 #: Longest transport or encoding name.
@@ -72,7 +71,6 @@ MAX_LISTED_PROBLEMS = 5
 CLOSE_TIMEOUT = 10.0
 
 _JSON_SAFE_INTEGER = 2**53
-_HOST_CHARS = re.compile(r"[A-Za-z0-9._:-]+")
 _NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 
@@ -174,19 +172,12 @@ def _first_bad(text: str, allowed: re.Pattern[str]) -> str | None:
 
 
 def _host(value: Any) -> str:
-    """A host name or IP address as it will go inside ``AT+CDNSGIP="…"`` and friends."""
-    if not isinstance(value, str):
-        raise vol.Invalid(f"must be a host name or IP address (a string), not {_quote(value)}")
-    if not value:
-        raise vol.Invalid("must not be empty")
-    if len(value) > MAX_HOST_LENGTH:
-        raise vol.Invalid(f"must be at most {MAX_HOST_LENGTH} characters, not {len(value)}")
-    bad = _first_bad(value, _HOST_CHARS)
-    if bad is not None:
-        raise vol.Invalid(
-            f"must be a host name or IP address (letters, digits, '.', '-', '_', ':'); found {bad}"
-        )
-    return value
+    """A host name or IP address as it will go inside ``AT+CDNSGIP="…"`` and friends (the library's check,
+    :func:`sim7020_core.modem.checks.host_problem`)."""
+    problem = host_problem(value)
+    if problem is not None:
+        raise vol.Invalid(problem)
+    return str(value)
 
 
 def _name(value: Any) -> str:
@@ -382,7 +373,9 @@ class CommandHandler:
         if len(self._tasks) >= MAX_RUNNING_COMMANDS + MAX_WAITING_COMMANDS:
             self.stats["busy"] += 1
             raise CommandError(
-                f"busy: {len(self._tasks) - self._running} requests are queued for this modem (it runs"
+                # the first MAX_RUNNING_COMMANDS tasks hold (or are about to take) the slots, even when a
+                # burst arrived before any of them ran
+                f"busy: {len(self._tasks) - MAX_RUNNING_COMMANDS} requests are queued for this modem (it runs"
                 f" {MAX_RUNNING_COMMANDS} at a time); try again later"
             )
         return request

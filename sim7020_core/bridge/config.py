@@ -24,6 +24,7 @@ import yaml
 from paho.mqtt.client import topic_matches_sub
 
 from ..exceptions import ConfigError, PluginError
+from ..modem.checks import apn_problem, host_problem
 
 if TYPE_CHECKING:
     from ..plugins import PluginManager
@@ -278,6 +279,26 @@ def _text(value: Any) -> str:
     return text
 
 
+def _at_value(problem_of: Callable[[object], str | None]) -> Callable[[Any], str]:
+    """A validator of a string that ends up inside an AT command (APN, host): the library's check
+    (:mod:`sim7020_core.modem.checks`), so the module is never sent what it cannot take."""
+
+    def check(value: Any) -> str:
+        text = _text(value)
+        problem = problem_of(text)
+        if problem:
+            raise vol.Invalid(problem)
+        return text
+
+    return check
+
+
+def _apn(value: Any) -> str | None:
+    if value is None:
+        return None
+    return _at_value(apn_problem)(value)
+
+
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise vol.Invalid(f"expected a port number, got {value!r}")
@@ -427,7 +448,7 @@ MODEM_SCHEMA = vol.Schema(
         vol.Required("id"): _identifier,
         vol.Required("device"): _text,
         vol.Optional("baudrate", default=115200): _baudrate,
-        vol.Optional("apn"): vol.Any(None, _text),
+        vol.Optional("apn"): _apn,
         vol.Optional("name"): _text,
         vol.Optional("at_commands", default=False): bool,
         vol.Optional("poll_interval", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),
@@ -444,7 +465,7 @@ def route_schema(plugins: PluginManager | None = None) -> vol.Schema:
             vol.Required("modem"): _identifier,
             vol.Optional("transport", default="native"): _plugin_name("transport", plugins),
             vol.Optional("protocol", default="udp"): vol.In(PROTOCOLS, msg="protocol must be udp or tcp"),
-            vol.Optional("host"): _text,
+            vol.Optional("host"): _at_value(host_problem),
             vol.Optional("port"): _port,
             vol.Optional("listen_port"): _port,
             vol.Optional("uplink"): _filters,

@@ -1,13 +1,15 @@
 """The modem manager: :class:`Modem` (a façade, :mod:`.facade`) over its focused parts, and
 :class:`ModemOptions`.
 
-``from sim7020_core.modem import Modem, ModemOptions`` (also ``from sim7020_core import …``).
+``from sim7020_core.modem import Modem, ModemOptions`` (also ``from sim7020_core import …``). The checks of
+what may go into an AT command (values such as the APN, raw commands) are in :mod:`.checks`, for every front
+end to use.
 """
 
 from __future__ import annotations
 
+from .checks import check_raw_command, raw_command_refusal
 from .facade import Modem
 from .options import ModemOptions, PsmPolicy, WakeCallback
-from .services import UNSAFE_COMMANDS, unsafe_reason
 
-__all__ = ["UNSAFE_COMMANDS", "Modem", "ModemOptions", "PsmPolicy", "WakeCallback", "unsafe_reason"]
+__all__ = ["Modem", "ModemOptions", "PsmPolicy", "WakeCallback", "check_raw_command", "raw_command_refusal"]

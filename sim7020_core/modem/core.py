@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .. import const
 from ..at.engine import AtEngine, AtResponse
 from ..const import Priority
-from ..events import ModemEvent, StateChanged, StatusChanged
+from ..events import ModemEvent, ProblemChanged, StateChanged, StatusChanged
 from ..exceptions import AtCommandError, AtTimeoutError
-from ..models import LinkState, ModemInfo, ModemStatus
+from ..models import LinkState, ModemInfo, ModemProblem, ModemStatus, ProblemKind
 
 if TYPE_CHECKING:
     from ..connection import TransportHost
@@ -77,6 +77,10 @@ class ModemCore:
     :ivar registered: set while the module is registered on the network
     :ivar resets: module resets seen so far (an answer from before a reset describes a module that is gone)
     :ivar grant_urcs: the module took ``AT+CEREG=4``, so the network's PSM grant arrives in ``+CEREG`` URCs
+    :ivar settled: clear from a wake until the session settings are applied again
+    :ivar rejoined: clear from a wake until the module reports it is registered again
+    :ivar rejoin_deadline: loop time until which data waits for registration after the last wake
+    :ivar wakes: wakes from PSM seen so far
     """
 
     def __init__(
@@ -105,7 +109,14 @@ class ModemCore:
         self.registered = asyncio.Event()
         self.resets = 0
         self.grant_urcs = False  # AT+CEREG=4 accepted: the network's PSM grant arrives in +CEREG URCs
+        self.settled = asyncio.Event()
+        self.settled.set()
+        self.rejoined = asyncio.Event()
+        self.rejoined.set()
+        self.rejoin_deadline = 0.0
+        self.wakes = 0
         self.fatal_path: FatalPath = _NoFatalPath()
+        self._problems: dict[ProblemKind, ModemProblem] = {}
         self._subscribers: list[Callable[[ModemEvent], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -168,6 +179,40 @@ class ModemCore:
             return
         self.status = status
         self.emit(StatusChanged(status=status, state=self.state))
+
+    # ------------------------------------------------------------------ problems
+
+    @property
+    def problem(self) -> ModemProblem | None:
+        """The problem that needs a human now (the first kind in :class:`ProblemKind` order), or None."""
+        for kind in ProblemKind:
+            found = self._problems.get(kind)
+            if found is not None:
+                return found
+        return None
+
+    def set_problem(self, kind: ProblemKind, message: str | None) -> None:
+        """Report (``message``) or clear (None) the problem of ``kind``; a change of :attr:`problem` is
+        logged and published (:class:`ProblemChanged`)."""
+        previous = self.problem
+        if message is None:
+            self._problems.pop(kind, None)
+        else:
+            self._problems[kind] = ModemProblem(kind=kind, message=message)
+        problem = self.problem
+        if problem == previous:
+            return
+        if problem is None:
+            _LOGGER.warning("modem %s: problem solved (was: %s)", self.url, previous and previous.message)
+        else:
+            _LOGGER.error("modem %s: problem: %s", self.url, problem.message)
+        self.emit(ProblemChanged(problem=problem, previous=previous, state=self.state, status=self.status))
+
+    def clear_problems(self, *kinds: ProblemKind) -> None:
+        """Clear the problems of ``kinds``."""
+        for kind in kinds:
+            if kind in self._problems:
+                self.set_problem(kind, None)
 
     def subscribe(self, callback: Callable[[ModemEvent], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns a function that unsubscribes."""

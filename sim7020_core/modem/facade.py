@@ -14,17 +14,25 @@
 - :mod:`.psm_control`: PSM as a state, waking the module, readiness for commands;
 - :mod:`.supervisor`: watchdog, polling, reboot detection and recovery through one fatal-error path;
 - :mod:`.urcs`: the URC handlers (the modem's and the plugins');
-- :mod:`.services`: raw commands, DNS, ping, connections, APN, PSM settings, retention;
-- :mod:`.transports`: the transports the modem has used.
+- :mod:`.services`: raw commands (an allow-list, :mod:`.checks`), DNS, ping, connections, APN, PSM
+  settings, retention;
+- :mod:`.settings`: the session settings, re-applied after every initialisation and every wake;
+- :mod:`.transports`: the transports the modem has used;
+- :mod:`.checks`: what may go into an AT command (values, raw commands).
 
 Life cycle (:attr:`Modem.state`, a :class:`~sim7020_core.models.LinkState`):
 
-- ``connecting`` → ``ready`` once :meth:`Modem.connect` has synced (``AT`` until ``OK``), set ``ATE0`` and
-  ``AT+CMEE=1``, checked the SIM (retrying while it is busy; :class:`SimError` when it is missing or
-  locked), read the identity and waited (bounded, not fatal) for network registration;
+- ``connecting`` → ``ready`` once :meth:`Modem.connect` has synced (``AT`` until ``OK``; a module left in
+  transparent data mode is brought back with ``+++``), applied the session settings (``ATE0``,
+  ``AT+CMEE=1``, ``AT+CEREG=4``, ``AT+CPSMSTATUS=1``), checked the SIM (retrying while it is busy;
+  :class:`SimError` when it is missing or locked), read the identity, waited (bounded, not fatal) for
+  network registration and released what a previous process left on the module (sockets, CIP links:
+  each transport's ``reclaim``);
 - ``asleep`` while the module is in PSM (``+CPSMSTATUS: "ENTER PSM"`` … ``"EXIT PSM"``). PSM is a state,
   not a failure: commands wake the module and wait (``psm_policy="wait"``, bounded) or fail at once with
-  :class:`ModemAsleepError` (``psm_policy="fail"``). Background polling never wakes it;
+  :class:`ModemAsleepError` (``psm_policy="fail"``). Background polling never wakes it. After a wake the
+  session settings are applied again before anything else, and data waits until the module is registered
+  again (bounded; real modules drop what is sent before);
 - ``recovering`` after the watchdog (a periodic ``AT+CMEE?`` with a failure counter) gave up, the port
   was lost, or the module rebooted (``RDY``/``+CPIN: READY`` out of the blue, or its settings were lost):
   resync → ``AT+CFUN=1,1`` → reopen the port with capped backoff (:class:`ReconnectLogic`), then
@@ -33,8 +41,8 @@ Life cycle (:attr:`Modem.state`, a :class:`~sim7020_core.models.LinkState`):
 - ``closed`` after :meth:`Modem.close`.
 
 Subscribers (:meth:`Modem.subscribe`) receive a :data:`~sim7020_core.events.ModemEvent` for each change of
-state, status and PSM, each module reset and each chunk of received data; the pluggy hook
-``sim7020_modem_state_changed`` gets the same events, from the first one on.
+state, status, PSM and :attr:`Modem.problem` (what needs a human), each module reset and each chunk of
+received data; the pluggy hook ``sim7020_modem_state_changed`` gets the same events, from the first one on.
 
 Every wait is bounded by a named constant in :mod:`sim7020_core.const` (section "modem manager").
 """
@@ -49,12 +57,13 @@ from typing import TYPE_CHECKING, Any
 from .. import const
 from ..events import DataReceived, ModemEvent
 from ..exceptions import TransportError
-from ..models import LinkState, ModemInfo, ModemStatus, PingReply
+from ..models import LinkState, ModemInfo, ModemProblem, ModemStatus, PingReply
 from .core import ModemCore
 from .options import ModemOptions
 from .psm_control import PsmControl
 from .services import Services
 from .session import Session
+from .settings import SessionSettings
 from .status_reader import StatusReader
 from .supervisor import Supervisor
 from .transports import TransportSet
@@ -92,8 +101,9 @@ class Modem:
         self._core = core
         self._status = StatusReader(core)
         self._transports = TransportSet(core)
-        self._psm = PsmControl(core, self._transports)
-        self._session = Session(core, self._status)
+        self._settings = SessionSettings(core, self._transports)
+        self._psm = PsmControl(core, self._transports, self._status, self._settings)
+        self._session = Session(core, self._status, self._settings)
         self._supervisor = Supervisor(core, self._session, self._status, self._psm, self._transports)
         self._urcs = UrcWiring(core, self._status, self._psm, self._supervisor)
         self._services = Services(core, self._status, self._psm, self._session, self._transports)
@@ -143,10 +153,12 @@ class Modem:
             try:
                 await self._session.sync()
             except TransportError:
-                # A silent module may be asleep in PSM: wake it by outside means, if we have any.
-                if await self._psm.trigger_wake() is None:
-                    raise
-                _LOGGER.info("no answer from %s; woke it with the wake callback/hook, retrying", self.url)
+                # A silent module may still be in the data mode a previous process left it in …
+                if not await self._session.leave_stale_data_mode():
+                    # … or asleep in PSM: wake it by outside means, if we have any.
+                    if await self._psm.trigger_wake() is None:
+                        raise
+                    _LOGGER.info("no answer from %s; woke it with the wake callback/hook, retrying", self.url)
                 await self._session.sync(const.BOOT_SYNC_ATTEMPTS)
             await self._supervisor.initialise()
 
@@ -222,6 +234,14 @@ class Modem:
         return self._services.retention
 
     @property
+    def problem(self) -> ModemProblem | None:
+        """What needs a human now (None when nothing does): the SIM is missing or locked, the module stays
+        silent through every recovery step, connections left on the module cannot be released, the network
+        denies the registration. A :class:`~sim7020_core.events.ProblemChanged` event tells each change;
+        it clears itself once the cause is gone."""
+        return self._core.problem
+
+    @property
     def status_registered(self) -> bool:
         """True when the last known registration is home or roaming."""
         return self._status.registered
@@ -246,6 +266,20 @@ class Modem:
             _LOGGER.exception("sim7020_data_received failed")
         core.emit(DataReceived(connection=connection, data=data, state=core.state, status=core.status))
 
+    async def ready_for_data(self) -> None:
+        """Wait until data may go out (connections call it before every send): the module is awake (woken
+        from PSM per ``psm_policy``), has its session settings back and, right after a wake, is registered
+        again (bounded by :data:`const.WAKE_REGISTRATION_TIMEOUT`: real modules drop what is sent before).
+
+        :raises NotRegisteredError: not registered again in time after a wake
+        :raises ModemAsleepError: asleep with ``psm_policy="fail"``, or it did not wake in time
+        :raises TransportError: the modem is closed, or not ready in time
+        """
+        core = self._core
+        if core.state is LinkState.READY and core.settled.is_set() and core.rejoined.is_set():
+            return
+        await self._psm.ready_for_data()
+
     # ------------------------------------------------------------------ status
 
     async def refresh(self) -> ModemStatus:
@@ -266,11 +300,16 @@ class Modem:
 
         :param command: e.g. ``"AT+CSQ"`` (no CR; one line)
         :param timeout: bound on the answer (default :data:`const.USER_COMMAND_TIMEOUT`)
-        :param allow_unsafe: also send commands that would break the driver's session (see
-            :data:`~sim7020_core.modem.services.UNSAFE_COMMANDS`: ATE1, AT+IPR=, AT+CFUN=, AT&F, ATZ,
-            AT+CMEE=0/2, AT+CIPMODE=1 …)
+        Without ``allow_unsafe`` an allow-list applies (:mod:`sim7020_core.modem.checks`): reading anything
+        (``AT+X?``, ``AT+X=?``, plain queries such as ``AT+CSQ``) and setting only what cannot break the
+        session or the library's view of it. Settings the library models (PSM, APN, attach, PDP context,
+        sockets and CIP links, retention, DNS, ping) are refused naming the API to use instead; so are the
+        driver's own session settings (echo, ``AT+CMEE``, ``AT+CEREG``, ``AT+CPSMSTATUS``) and whatever is
+        not on the list. Chained commands (``AT+CSQ;+CGATT?``, ``ATE0&F``) are checked one by one.
+
+        :param allow_unsafe: send the command without checking it (you own the consequences)
         :raises ValueError: not a single AT command line
-        :raises CommandNotAllowedError: an unsafe command without ``allow_unsafe``
+        :raises CommandNotAllowedError: refused by the allow-list (the message says why and what to use)
         :raises AtCommandError: the module answered ERROR / +CME ERROR
         :raises AtTimeoutError: no answer in time
         """

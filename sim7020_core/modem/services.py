@@ -1,8 +1,10 @@
-"""What users ask of a modem: raw commands (guarded), DNS, ping, data connections, APN, PSM and retention.
+"""What users ask of a modem: raw commands (an allow-list, :mod:`.checks`), DNS, ping, data connections, APN,
+PSM and retention.
 
 Each service first waits until the module takes commands (waking it from PSM per ``psm_policy``) and, for
-network services, refuses at once when the module is known to have no service
-(:class:`~sim7020_core.exceptions.NotRegisteredError`).
+network services, until it is registered again after a wake (bounded), then refuses at once when the module
+is known to have no service (:class:`~sim7020_core.exceptions.NotRegisteredError`). Values that go into AT
+commands are checked first (:mod:`.checks`), with errors naming the argument.
 
 ``AT+RETENTION`` (whether sockets and CIP links survive PSM) is module-wide state and the modem owns it:
 :attr:`Services.retention` is the value last set or read, and None while not known (before the first set or
@@ -24,10 +26,11 @@ from .. import const
 from ..at.engine import Urc
 from ..connection import Connection, Server
 from ..const import Priority
-from ..exceptions import AtCommandError, AtTimeoutError, CommandNotAllowedError, Sim7020Error
+from ..exceptions import AtCommandError, AtTimeoutError, Sim7020Error
 from ..models import PingReply
 from ..psm import encode_t3324, encode_t3412
 from ..status import is_ip_literal, parse_cclk, parse_cdnsgip, parse_cipping, parse_reg_urc
+from .checks import check_apn, check_command_line, check_credential, check_host, check_raw_command
 from .core import ModemCore
 from .psm_control import PsmControl
 from .session import Session
@@ -36,32 +39,9 @@ from .transports import TransportSet
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Raw commands :meth:`Services.command` refuses unless ``allow_unsafe=True`` (pattern → why). Matched against
-#: each ``;``-separated part of the upper-cased command without spaces.
-UNSAFE_COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), reason)
-    for pattern, reason in (
-        (r"^(AT)?E1$", "turns echo on"),
-        (r"^(AT)?V0$", "switches to numeric result codes"),
-        (r"^(AT)?Q1$", "suppresses result codes"),
-        (r"^(AT)?Z\d*$", "resets the module's settings"),
-        (r"^(AT)?&F\d*$", "restores factory settings"),
-        (r"^(AT)?O\d*$", "switches to data mode"),
-        (r"^(AT)?\+IPR=", "changes the baud rate"),
-        (r"^(AT)?\+CFUN=", "switches the radio or resets the module"),
-        (r"^(AT)?\+CMEE=(?!1$)", "changes the error format the driver relies on"),
-        (r"^(AT)?\+CIPMODE=1", "enables transparent mode"),
-        (r"^(AT)?\+CIPCHAN", "enters transparent mode"),
-        (r"^(AT)?\+CSORCVFLAG=", "changes the receive format the native transport relies on"),
-        (r"^(AT)?\+CPOWD", "powers the module off"),
-        (r"^(AT)?\+IFC=", "changes flow control"),
-    )
-)
-
 #: Meanings of ``+CDNSGIP: 0,<err>`` (Kampi ``sim7020_dns_defs.h``, docs/at_notes.md).
 DNS_ERRORS: dict[int, str] = {3: "network error", 8: "DNS common error (unknown host?)"}
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _RETENTION_COMMAND = re.compile(r"AT\+RETENTION(?:=([01])|\?)")  # upper case, no spaces
 
 
@@ -92,13 +72,7 @@ class Services:
 
     async def command(self, command: str, timeout: float | None, *, allow_unsafe: bool) -> list[str]:  # noqa: ASYNC109
         """See :meth:`sim7020_core.modem.Modem.command`."""
-        text = _check_command(command)
-        if not allow_unsafe:
-            reason = unsafe_reason(text)
-            if reason is not None:
-                raise CommandNotAllowedError(
-                    f"{text!r} {reason} and would break the session; pass allow_unsafe=True to send it anyway"
-                )
+        text = check_command_line(command) if allow_unsafe else check_raw_command(command)
         await self._psm.ensure_ready()
         resets = self._core.resets
         response = await self._core.command(
@@ -125,11 +99,12 @@ class Services:
 
     async def resolve(self, host: str) -> list[str]:
         """See :meth:`sim7020_core.modem.Modem.resolve`."""
-        name = _check_host(host)
+        name = check_host(host)
         if is_ip_literal(name):
             return [name]
         core = self._core
         await self._psm.ensure_ready()
+        await self._psm.wait_rejoined(f"resolve {name!r}")
         await self._status.ensure_network(f"resolve {name!r}")
         command = f'AT+CDNSGIP="{name}"'
         timeout = const.CDNSGIP_TIMEOUT
@@ -167,6 +142,7 @@ class Services:
         ip = (await self.resolve(host))[0]
         core = self._core
         await self._psm.ensure_ready()
+        await self._psm.wait_rejoined(f"ping {host!r}")
         await self._status.ensure_network(f"ping {host!r}")
         units = max(1, min(600, math.ceil(timeout * 10)))
         command = f'AT+CIPPING="{ip}",{count},{size},{units}'
@@ -194,6 +170,7 @@ class Services:
         _check_port(port)
         ip = (await self.resolve(host))[0]
         await self._psm.ensure_ready()
+        await self._psm.wait_rejoined(f"connect to {host}:{port}")
         await self._status.ensure_network(f"connect to {host}:{port}")
         return await self._transports.get(transport).open_connection(protocol, ip, port, **options)
 
@@ -210,9 +187,9 @@ class Services:
         pdp = {"IP": "IP", "IPV6": "IPV6", "IPV4V6": "IPV4V6", "NON-IP": "Non-IP"}.get(pdp_type.upper())
         if pdp is None:
             raise ValueError(f"pdp_type must be IP, IPV6, IPV4V6 or Non-IP, not {pdp_type!r}")
-        for label, value in (("apn", apn), ("username", username), ("password", password)):
-            if '"' in value or _CONTROL_CHARS.search(value):
-                raise ValueError(f"{label} must not contain quotes or control characters: {value!r}")
+        check_apn(apn)
+        check_credential(username, "username")
+        check_credential(password, "password")
         if (username or password) and not (username and password):
             raise ValueError("give both username and password, or neither")
         command = f'AT*MCGDEFCONT="{pdp}","{apn}"'
@@ -328,17 +305,6 @@ class Services:
         return value
 
 
-def unsafe_reason(command: str) -> str | None:
-    """Why ``command`` would break the driver's session, or None when it is safe to send."""
-    text = re.sub(r"\s+", "", command.upper())
-    text = text.removeprefix("AT")
-    for part in text.split(";"):
-        for pattern, reason in UNSAFE_COMMANDS:
-            if pattern.search(part):
-                return reason
-    return None
-
-
 def parse_retention(lines: list[str]) -> bool:
     """``+RETENTION: <0|1>`` → bool.
 
@@ -354,33 +320,9 @@ def parse_retention(lines: list[str]) -> bool:
     raise Sim7020Error(f"unexpected answer to AT+RETENTION? (want '+RETENTION: <0|1>'): {lines!r}")
 
 
-def _check_command(command: str) -> str:
-    if not isinstance(command, str):
-        raise TypeError(f"command must be a str, not {type(command).__name__}")
-    text = command.strip()
-    if not text:
-        raise ValueError("empty AT command")
-    if _CONTROL_CHARS.search(text):
-        raise ValueError(f"AT command {command!r} contains control characters (CR/LF/Ctrl-Z …)")
-    if not text.upper().startswith("AT"):
-        raise ValueError(f"not an AT command (must start with 'AT'): {command!r}")
-    return text
-
-
-def _check_host(host: str) -> str:
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a str, not {type(host).__name__}")
-    name = host.strip()
-    if not name:
-        raise ValueError("empty host name")
-    if len(name) > 253 or '"' in name or _CONTROL_CHARS.search(name) or " " in name:
-        raise ValueError(f"not a valid host name: {host!r}")
-    return name
-
-
 def _check_port(port: int) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValueError(f"port must be an integer from 1 to 65535, not {port!r}")
 
 
-__all__ = ["DNS_ERRORS", "UNSAFE_COMMANDS", "Services", "parse_retention", "unsafe_reason"]
+__all__ = ["DNS_ERRORS", "Services", "parse_retention"]

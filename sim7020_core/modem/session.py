@@ -2,10 +2,13 @@
 state.
 
 Initialisation (:meth:`Session.initialise`, the caller holds the init lock): sync (``AT`` until ``OK``),
-``ATE0``, ``AT+CMEE=1``, the SIM (retried while it is busy; :class:`SimError` when it is missing or locked; a
-radio left off is switched on first), the identity, registration and PSM URCs (``AT+CEREG=4``, else
-``AT+CEREG=2``; ``AT+CPSMSTATUS=1``), a bounded wait for registration (not fatal) and a first status. The
-supervisor marks the modem ready afterwards.
+the session settings (:mod:`.settings`: ``ATE0``, ``AT+CMEE=1``, ``AT+CEREG=4`` else ``AT+CEREG=2``,
+``AT+CPSMSTATUS=1``, then the transports'), the SIM (retried while it is busy; :class:`SimError` when it is
+missing or locked; a radio left off is switched on first), the identity, a bounded wait for registration
+(not fatal) and a first status. The supervisor marks the modem ready afterwards.
+
+A module that does not answer ``AT`` at connect may still be in the transparent data mode a previous process
+left it in (:meth:`Session.leave_stale_data_mode` sends ``+++`` with its guard times).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import logging
 from .. import const
 from ..at.engine import AtResponse
 from ..const import Priority
-from ..exceptions import AtCommandError, SimError
+from ..exceptions import AtCommandError, AtTimeoutError, SimError
 from ..link import SerialLink
 from ..models import LinkState, ModemInfo
 from ..status import find_value, parse_cpin, parse_gsv, parse_identity
 from .core import ModemCore
+from .settings import SessionSettings
 from .status_reader import StatusReader
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,9 +34,10 @@ _LOGGER = logging.getLogger(__name__)
 class Session:
     """Port, sync and initialisation of one modem's module."""
 
-    def __init__(self, core: ModemCore, status: StatusReader) -> None:
+    def __init__(self, core: ModemCore, status: StatusReader, settings: SessionSettings) -> None:
         self._core = core
         self._status = status
+        self._settings = settings
 
     async def open_link(self) -> None:
         """Open the port and attach the engine to it; its loss is a fatal error."""
@@ -65,6 +70,19 @@ class Session:
             attempts=const.MODEM_SYNC_ATTEMPTS if attempts is None else attempts, fix_rate=core.baudrate
         )
 
+    async def leave_stale_data_mode(self) -> bool:
+        """``+++`` with its guard times, for a module a previous process left in transparent data mode (it
+        takes ``AT`` for data then). True when the module answered ``OK``: it is in command mode now, and
+        the link it kept is released with the other stale state (:meth:`Transport.reclaim`)."""
+        try:
+            await self._core.engine.escape_data_mode(timeout=const.STALE_DATA_MODE_TIMEOUT)
+        except (AtTimeoutError, AtCommandError):
+            return False
+        _LOGGER.warning(
+            "%s was in transparent data mode (left by a previous process?): left it", self._core.url
+        )
+        return True
+
     async def initialise(self, sync_attempts: int | None = None) -> None:
         """Bring the module to a known state (the caller holds the init lock).
 
@@ -74,24 +92,13 @@ class Session:
         if core.state is not LinkState.CLOSED:
             core.ready.clear()
         await self.sync(sync_attempts)
-        with contextlib.suppress(AtCommandError):
-            await core.command("ATE0", timeout=const.SHORT_TIMEOUT, priority=Priority.HIGH)
-        with contextlib.suppress(AtCommandError):
-            await core.command("AT+CMEE=1", timeout=const.SHORT_TIMEOUT, priority=Priority.HIGH)
+        await self._settings.apply("initialising")
         await self._check_sim()
         core.info = await self._read_identity()
-        core.grant_urcs = False
-        for command in ("AT+CEREG=4", "AT+CPSMSTATUS=1"):
-            try:
-                await core.command(command, timeout=const.SHORT_TIMEOUT, priority=Priority.HIGH)
-                if command == "AT+CEREG=4":
-                    core.grant_urcs = True
-            except AtCommandError:
-                if command == "AT+CEREG=4":  # no PSM timers in +CEREG on this firmware: location at least
-                    with contextlib.suppress(AtCommandError):
-                        await core.command("AT+CEREG=2", timeout=const.SHORT_TIMEOUT, priority=Priority.HIGH)
         await self._status.wait_registered(core.options.registration_timeout)
         await self._status.refresh()
+        core.settled.set()
+        core.rejoined.set()
 
     async def sim_command(self, command: str) -> AtResponse:
         """A SIM-related command, retried while the SIM is busy (``+CME ERROR: 14``).

@@ -16,7 +16,7 @@ import logging
 from .. import const
 from ..const import Priority
 from ..exceptions import AtCommandError, NotRegisteredError
-from ..models import LinkState, ModemStatus, Registration, csq_to_dbm
+from ..models import LinkState, ModemStatus, ProblemKind, Registration, csq_to_dbm
 from ..status import (
     RegInfo,
     parse_ceng,
@@ -115,12 +115,22 @@ class StatusReader:
         return list(response.lines)
 
     def note_registration(self, registration: Registration) -> None:
-        """Record a registration state (from a query or a ``+CEREG`` URC)."""
+        """Record a registration state (from a query or a ``+CEREG`` URC); registered again after a wake ends
+        the wait of data (``rejoined``); a registration the network denies is a problem."""
         core = self._core
         if registration.registered:
             core.registered.set()
+            core.rejoined.set()
         else:
             core.registered.clear()
+        if registration is Registration.DENIED:
+            core.set_problem(
+                ProblemKind.REGISTRATION_DENIED,
+                "the network denies the module's registration (+CEREG stat 3): check that the SIM is "
+                "activated for NB-IoT with this operator, and the APN",
+            )
+        elif registration.registered:
+            core.clear_problems(ProblemKind.REGISTRATION_DENIED)
         if core.status.registration != registration.value:
             core.set_status(dataclasses.replace(core.status, registration=registration.value))
 

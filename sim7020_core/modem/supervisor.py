@@ -13,7 +13,17 @@
   connections gone) and the module is re-initialised.
 
 UART traffic keeps a module awake, so while PSM is enabled the watchdog and the poller stay quiet and the
-module can sleep; status then follows URCs, and unanswered commands still count.
+module can sleep; status then follows URCs, and unanswered commands still count. They arm no timer then
+either: each loop waits on an event that is set only while background work is allowed (ready, PSM off), so an
+idle modem in PSM does not wake the event loop at all.
+
+Stale state: when a modem connects, and after a module reset the driver did not see happen (a reopened
+port), what a previous process may have left on the module (sockets, CIP links) is released by each
+transport's :meth:`~sim7020_core.connection.Transport.reclaim`.
+
+Problems (:attr:`ModemCore.problem`, what needs a human): the SIM (missing, locked) when re-initialising, a
+module that stays silent through :data:`const.UNRESPONSIVE_ATTEMPTS` recovery attempts, stale state that
+cannot be released. Each is cleared once the cause is gone.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import logging
 
 from .. import const
 from ..const import Priority
-from ..events import ModuleReset
+from ..events import ModemEvent, ModuleReset, StateChanged, StatusChanged
 from ..exceptions import (
     AtCommandError,
     AtTimeoutError,
@@ -32,9 +42,10 @@ from ..exceptions import (
     DataModeError,
     Sim7020Error,
     SimError,
+    SocketError,
     TransportError,
 )
-from ..models import LinkState
+from ..models import LinkState, ProblemKind
 from ..reconnect import ReconnectLogic
 from ..status import find_value
 from .core import ModemCore
@@ -64,6 +75,9 @@ class Supervisor:
         self._transports = transports
         self._failures = 0  # unanswered commands in a row
         self._reset_announced = False  # ModuleReset published in this recovery episode
+        self._reclaim = True  # the module may hold what another process (or our lost view) left on it
+        self._background = asyncio.Event()  # set while background work is allowed (no timer otherwise)
+        core.subscribe(self._on_event)
         options = core.options
         self._reconnect = ReconnectLogic(
             self._recover_attempt,
@@ -108,13 +122,55 @@ class Supervisor:
     # ------------------------------------------------------------------ life cycle
 
     async def initialise(self, sync_attempts: int | None = None) -> None:
-        """Initialise the module (the caller holds the init lock) and mark the modem ready."""
+        """Initialise the module (the caller holds the init lock), release stale state when it may hold
+        some, and mark the modem ready."""
         core = self._core
-        await self._session.initialise(sync_attempts)
+        try:
+            await self._session.initialise(sync_attempts)
+        except SimError as err:
+            core.set_problem(ProblemKind.SIM, str(err))
+            raise
+        if self._reclaim:
+            await self._reclaim_stale_state()
+            self._reclaim = False
         self._failures = 0
         self._reset_announced = False
         if core.state is not LinkState.CLOSED:
             core.set_state(LinkState.READY, "initialised")
+        core.clear_problems(ProblemKind.SIM, ProblemKind.UNRESPONSIVE)
+
+    async def _reclaim_stale_state(self) -> None:
+        """Each transport's :meth:`Transport.reclaim` (once per distinct implementation): release what the
+        module still holds from before; what cannot be released is a problem."""
+        core = self._core
+        done: set[object] = set()
+        released = 0
+        failures: list[str] = []
+        for name, cls in sorted(core.plugins.transports.items()):
+            implementation = getattr(cls.reclaim, "__func__", cls.reclaim)
+            if implementation in done:
+                continue
+            done.add(implementation)
+            try:
+                released += await cls.reclaim(core.modem)
+            except (AtTimeoutError, TransportError, CommandInterruptedError):
+                raise  # the module is gone or asleep: the fatal path decides
+            except (SocketError, AtCommandError) as err:
+                failures.append(f"{name}: {err}")
+            except Exception:  # a plugin's bug must not stop the modem
+                _LOGGER.exception("transport %r: reclaim() failed", name)
+        if released:
+            _LOGGER.warning(
+                "modem %s: released %d socket(s)/link(s) left on the module from before", core.url, released
+            )
+        core.set_problem(
+            ProblemKind.STALE_STATE,
+            "the module still holds connections from before that could not be released ("
+            + "; ".join(failures)
+            + "); restart the module (Modem.reboot(), or power it off and on)"
+            if failures
+            else None,
+        )
 
     def start(self) -> None:
         """Start the watchdog and the status poller (per the options)."""
@@ -162,8 +218,18 @@ class Supervisor:
             and not core.engine.in_data_mode  # the line carries a transparent connection's bytes
         )
 
+    def _on_event(self, event: ModemEvent) -> None:
+        """Open the gate of the background loops while the module may be probed (ready, PSM off)."""
+        if isinstance(event, StateChanged | StatusChanged):
+            core = self._core
+            if core.state is LinkState.READY and not core.status.psm.enabled:
+                self._background.set()
+            else:
+                self._background.clear()
+
     async def _watchdog_loop(self, interval: float) -> None:
         while True:
+            await self._background.wait()  # no timer while background work is not allowed (PSM)
             await asyncio.sleep(interval)
             if self._background_allowed():
                 await self._watchdog_probe()
@@ -182,6 +248,7 @@ class Supervisor:
 
     async def _poll_loop(self, interval: float) -> None:
         while True:
+            await self._background.wait()
             await asyncio.sleep(interval)
             if not self._background_allowed():
                 continue
@@ -216,6 +283,8 @@ class Supervisor:
                 self.fatal(f"no answer after {why}: {err}")
                 return
             if not lost:
+                if core.state is LinkState.ASLEEP:  # it answered: awake, without saying "EXIT PSM"
+                    self._psm.on_psm(False)
                 return
             await self.module_was_reset(f"module rebooted ({why})")
             try:
@@ -226,11 +295,15 @@ class Supervisor:
                 _LOGGER.error("re-initialisation after reboot failed: %s", err)
                 core.set_state(LinkState.DISCONNECTED, str(err))
 
-    async def module_was_reset(self, reason: str) -> None:
+    async def module_was_reset(self, reason: str, *, seen: bool = True) -> None:
         """The module lost its state: tell subscribers and transports (connections are gone).
 
-        Announced once per recovery episode (a retried port reopen is not another reboot)."""
+        Announced once per recovery episode (a retried port reopen is not another reboot). ``seen=False``:
+        our view of the module was lost without seeing it reset (a reopened port): it may still hold
+        connections, released at the next initialisation (:meth:`Transport.reclaim`)."""
         core = self._core
+        if not seen:
+            self._reclaim = True
         core.set_state(LinkState.RECOVERING, reason)
         core.resets += 1  # answers from before (AT+RETENTION …) no longer describe the module
         if self._reset_announced:
@@ -253,7 +326,7 @@ class Supervisor:
                 return
             try:
                 await self._recover_locked()
-            except SimError as err:
+            except SimError as err:  # a problem already (initialise)
                 _LOGGER.error("modem %s: %s; giving up", core.url, err)
                 core.set_state(LinkState.DISCONNECTED, str(err))
 
@@ -289,13 +362,21 @@ class Supervisor:
         # Reopen the port: whatever the module still holds, our view of its connections is gone.
         await session.close_link()
         await session.open_link()
-        await self.module_was_reset("port reopened")
+        await self.module_was_reset("port reopened", seen=False)
         await self.initialise()
 
     def _on_recover_error(self, err: BaseException) -> None:
         core = self._core
-        if core.state is not LinkState.CLOSED:
-            core.set_state(LinkState.RECOVERING, f"recovery failed: {err}")
+        if core.state is LinkState.CLOSED:
+            return
+        core.set_state(LinkState.RECOVERING, f"recovery failed: {err}")
+        if self._reconnect.tries == const.UNRESPONSIVE_ATTEMPTS:  # said once per episode
+            core.set_problem(
+                ProblemKind.UNRESPONSIVE,
+                f"the module at {core.url} does not answer: resyncing, resetting it (AT+CFUN=1,1) and "
+                f"reopening the port failed {const.UNRESPONSIVE_ATTEMPTS} times in a row (last: {err}); "
+                "check its power supply and cable, and that no other program uses the port",
+            )
 
 
 __all__ = ["Supervisor"]

@@ -38,11 +38,17 @@ class TransportSet:
         for transport in list(self._transports.values()):
             await self._core.bounded(transport.on_modem_reset(), f"telling {transport.name!r} of the reset")
 
-    def psm(self, entered: bool) -> None:
-        """The module entered or left PSM: each transport is told in the background (bounded)."""
+    def psm_entered(self) -> None:
+        """The module entered PSM: each transport is told in the background (bounded)."""
         core = self._core
         for transport in list(self._transports.values()):
-            core.spawn(core.bounded(transport.on_psm(entered), f"telling {transport.name!r} of PSM"))
+            core.spawn(core.bounded(transport.on_psm(True), f"telling {transport.name!r} of PSM"))
+
+    async def psm_left(self) -> None:
+        """The module left PSM: each transport is told, in turn (bounded), before the session settings are
+        applied again."""
+        for transport in list(self._transports.values()):
+            await self._core.bounded(transport.on_psm(False), f"telling {transport.name!r} of the wake")
 
     async def close(self) -> None:
         """Close every transport (the modem is closing); bounded, failures logged."""

@@ -5,15 +5,22 @@ Its own: ``+CEREG``/``+CGREG`` (registration, and the PSM timers the network gra
 (entering and leaving PSM), ``RDY`` and ``+CPIN: READY`` (with nobody waiting for them: the module may have
 rebooted, which the supervisor checks). The plugins': the mappings their ``sim7020_register_urc_handlers``
 return (checked and guarded by the plugin manager).
+
+A wake is never taken for a reboot: real modules print ``+CPIN: READY`` right before
+``+CPSMSTATUS: "EXIT PSM"`` when they wake (docs/emulator.md, "Power saving"). So ``+CPIN: READY`` alone
+starts no reboot check: the check runs only if no wake follows within :data:`const.WAKE_EXIT_GRACE` (and no
+reset was handled meanwhile); ``RDY``, which only a boot prints, is checked at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
 
+from .. import const
 from ..at.engine import Urc
 from ..models import LinkState
 from ..status import parse_cpsmstatus, parse_reg_urc
@@ -82,11 +89,24 @@ class UrcWiring:
             self._psm.on_psm(entered)
 
     def _on_cpin(self, urc: Urc) -> None:
-        if is_cpin_ready(urc.line):
-            self._on_boot(urc)
+        """``+CPIN: READY`` with nobody waiting for it: a wake (``EXIT PSM`` follows) or a reboot."""
+        core = self._core
+        if not is_cpin_ready(urc.line):
+            return
+        if core.init_lock.locked() or core.state not in (LinkState.READY, LinkState.ASLEEP):
+            return
+        core.spawn(self._check_after_cpin(urc.line, core.wakes, core.resets), "+CPIN check")
+
+    async def _check_after_cpin(self, line: str, wakes: int, resets: int) -> None:
+        await asyncio.sleep(const.WAKE_EXIT_GRACE)
+        core = self._core
+        if core.wakes != wakes or core.resets != resets:
+            return  # it was a wake (EXIT PSM came), or the reset was handled already
+        _LOGGER.info("%r without EXIT PSM: checking whether the module rebooted", line)
+        await self._supervisor.check_reboot(f"boot message {line!r}")
 
     def _on_boot(self, urc: Urc) -> None:
-        """``RDY`` / ``+CPIN: READY`` with nobody waiting for it: the module may have rebooted."""
+        """``RDY`` with nobody waiting for it: only a boot prints it; what was in flight is lost."""
         core = self._core
         if core.init_lock.locked() or core.state not in (LinkState.READY, LinkState.ASLEEP):
             return

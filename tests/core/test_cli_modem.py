@@ -95,10 +95,10 @@ def test_at_prints_lines_and_ok(emulator: ThreadedEmulator, capsys: pytest.Captu
 
 
 def test_at_error_is_one_line_exit_1(emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(emulator, capsys, "at", "AT+NOSUCH")
+    code, out, err = run(emulator, capsys, "at", "AT+NOSUCH?")  # a read: allowed, the module refuses it
     assert code == 1
     assert out == ""
-    assert err.splitlines() == ["sim7020: error: 'AT+NOSUCH' failed: ERROR"]
+    assert err.splitlines() == ["sim7020: error: 'AT+NOSUCH?' failed: ERROR"]
 
 
 def test_at_unsafe_needs_flag(emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,6 +25,8 @@ EXPECTED = {
     "PsmStatus",
     "CellInfo",
     "PingReply",
+    "ModemProblem",
+    "ProblemKind",
     # what a modem publishes
     "ModemEvent",
     "StateChanged",
@@ -32,6 +34,7 @@ EXPECTED = {
     "PsmChanged",
     "ModuleReset",
     "DataReceived",
+    "ProblemChanged",
     # data connections and the transport-plugin contract
     "Connection",
     "Server",
@@ -45,6 +48,7 @@ EXPECTED = {
     "ServerClient",
     "Backoff",
     "describe_error",
+    "SessionSetting",
     # plugins and codecs
     "hookimpl",
     "PluginManager",

@@ -14,7 +14,12 @@ from sim7020_core.emulator import Emulator
 from sim7020_core.emulator.base import ModemContext, ParsedCommand
 from sim7020_core.emulator.peers import UdpPeer
 from sim7020_core.events import ModemEvent, ModuleReset
-from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, Sim7020Error
+from sim7020_core.exceptions import (
+    AtCommandError,
+    CommandNotAllowedError,
+    ConnectionClosedError,
+    Sim7020Error,
+)
 from sim7020_core.models import LinkState
 from sim7020_core.modem import Modem
 from sim7020_core.modem.services import parse_retention
@@ -114,7 +119,9 @@ async def test_an_unexpected_answer_is_a_clear_error_and_records_nothing(
 
 async def test_raw_retention_commands_keep_the_recorded_value_true(modem: Modem, emulator: Emulator) -> None:
     await modem.set_retention(False)
-    await modem.command("AT+RETENTION=1")
+    with pytest.raises(CommandNotAllowedError, match=r"Modem\.set_retention\(\)"):
+        await modem.command("AT+RETENTION=1")  # the library models it: refused without allow_unsafe
+    await modem.command("AT+RETENTION=1", allow_unsafe=True)
     assert modem.retention is True
     emulator.state.retention = 0  # changed behind our back: a raw read notices
     assert await modem.command("AT+RETENTION?") == ["+RETENTION: 0"]
