@@ -16,6 +16,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from sim7020_core import Sim7020Error
 from sim7020_core.exceptions import PortBusyError, SimError
+from sim7020_core.models import ProblemKind
 from sim7020_core.modem import Modem, ModemOptions
 from sim7020_core.plugins import async_make_plugin_manager
 
@@ -30,6 +31,7 @@ from .const import (
     DOMAIN,
     POLL_INTERVAL,
 )
+from .issues import async_create_problem_issue, async_delete_issues
 from .manager import Sim7020Manager
 from .services import async_setup_services
 
@@ -39,7 +41,9 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
     Platform.EVENT,
+    Platform.NUMBER,
     Platform.SENSOR,
+    Platform.SWITCH,
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -102,6 +106,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> b
             translation_placeholders={"device": device},
         ) from err
     except SimError as err:
+        # What the library reports as a problem of a running modem, shown the same way while setup retries.
+        async_create_problem_issue(hass, entry, ProblemKind.SIM, str(err))
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="sim_missing",
@@ -174,5 +180,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> None:
-    """Drop the entry's repair issue when the entry is deleted."""
+    """Drop the entry's repair issues when the entry is deleted."""
     ir.async_delete_issue(hass, DOMAIN, port_busy_issue_id(entry))
+    async_delete_issues(hass, entry.entry_id)

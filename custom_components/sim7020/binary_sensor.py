@@ -1,4 +1,4 @@
-"""Binary sensors of the SIM7020 integration: network attach and PDN context."""
+"""Binary sensors of the SIM7020 integration: network attach, PDN context and the network's PSM grant."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ BINARY_SENSORS: tuple[Sim7020BinarySensorDescription, ...] = (
         translation_key="pdn_active",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         value_fn=lambda status: status.pdn_active,
+    ),
+    # The network grants PSM when it reports an Active-Time (T3324): deactivated means no PSM.
+    Sim7020BinarySensorDescription(
+        key="psm_granted",
+        translation_key="psm_granted",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda status: status.psm.granted and status.psm.active_s is not None,
     ),
 )
 

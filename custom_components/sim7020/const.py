@@ -59,6 +59,7 @@ SERVICE_SEND: Final = "send"
 SERVICE_PING: Final = "ping"
 SERVICE_DNS_LOOKUP: Final = "dns_lookup"
 SERVICE_AT_COMMAND: Final = "at_command"
+SERVICE_SET_APN: Final = "set_apn"
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_HOST: Final = "host"
@@ -75,5 +76,11 @@ ATTR_HOSTNAME: Final = "hostname"
 ATTR_COMMAND: Final = "command"
 ATTR_DEVICE_ID: Final = "device_id"
 ATTR_CLIENT_ID: Final = "client_id"
+ATTR_APN: Final = "apn"
+ATTR_USERNAME: Final = "username"
+ATTR_PASSWORD: Final = "password"
+ATTR_PDP_TYPE: Final = "pdp_type"
 
 PROTOCOLS: Final = ["udp", "tcp"]
+#: PDP types of ``sim7020.set_apn`` (``AT*MCGDEFCONT``), as the library takes them; the first is the default.
+PDP_TYPES: Final = ["IP", "IPV6", "IPV4V6", "Non-IP"]

@@ -9,7 +9,9 @@ from homeassistant.core import HomeAssistant
 
 from . import Sim7020ConfigEntry
 
-TO_REDACT = {"imei", "imsi", "iccid", "ip", "unique_id", "title", "cell_id"}
+#: Identities, addresses and where the modem is (cell id and tracking area locate it); the neighbour cells'
+#: EARFCN, PCI and RSRP stay (they say nothing without the serving cell's identity).
+TO_REDACT = {"imei", "imsi", "iccid", "ip", "unique_id", "title", "cell_id", "tac"}
 
 
 async def async_get_config_entry_diagnostics(

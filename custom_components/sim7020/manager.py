@@ -30,6 +30,7 @@ from sim7020_core import (
     PersistentServer,
     PersistentState,
     PingReply,
+    ProblemChanged,
     ReceiveTimeoutError,
     ServerClient,
     Sim7020Error,
@@ -52,6 +53,7 @@ from .const import (
     TRIGGER_PSM_EXITED,
 )
 from .coordinator import AVAILABLE_STATES, Sim7020Coordinator
+from .issues import ModemIssues
 
 if TYPE_CHECKING:
     from sim7020_core import Modem, ModemEvent, Server
@@ -106,6 +108,10 @@ class Sim7020Manager:
         self._event_listeners: list[EventListener] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._asleep = modem.state is LinkState.ASLEEP
+        self.issues = ModemIssues(hass, entry)
+        #: PSM timers set while PSM is off (``tau_s``, ``active_s``): the module takes timers only with a
+        #: request for PSM, so they wait here for the switch (kept until Home Assistant restarts).
+        self._psm_pending: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -113,6 +119,8 @@ class Sim7020Manager:
         """Subscribe to the modem's events and fetch the first status (ConfigEntryNotReady on failure)."""
         self._unsubscribe = self.modem.subscribe(self._on_modem_event)
         await self.coordinator.async_config_entry_first_refresh()
+        self.issues.problem_changed(self.modem.problem)
+        self.issues.registration_changed(self.coordinator.data.registration)
         listen_port = self.entry.options.get(CONF_LISTEN_PORT)
         if listen_port:
             self._listener = PersistentServer(
@@ -134,6 +142,7 @@ class Sim7020Manager:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self.issues.clear()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -188,6 +197,9 @@ class Sim7020Manager:
             self._emit_psm(asleep)
         if isinstance(event, StatusChanged):
             self.coordinator.async_set_updated_data(event.status)
+            self.issues.registration_changed(event.status.registration)
+        elif isinstance(event, ProblemChanged):
+            self.issues.problem_changed(event.problem)
         elif isinstance(event, StateChanged):
             if event.state in AVAILABLE_STATES and not self.coordinator.last_update_success:
                 self.coordinator.async_set_updated_data(self.modem.status)
@@ -233,6 +245,50 @@ class Sim7020Manager:
     async def async_reboot(self) -> None:
         """Reboot the module (the library re-initialises it)."""
         await self.modem.reboot()
+
+    # ------------------------------------------------------------------ network settings
+
+    @property
+    def psm_request(self) -> tuple[int | None, int | None]:
+        """The PSM timers (periodic TAU, Active-Time; seconds) the next request for PSM carries: the ones
+        the module holds, or those set while PSM was off."""
+        psm = self.coordinator.data.psm
+        return (
+            self._psm_pending.get("tau_s", psm.requested_tau_s),
+            self._psm_pending.get("active_s", psm.requested_active_s),
+        )
+
+    async def async_set_psm(
+        self, enabled: bool | None = None, *, tau_s: int | None = None, active_s: int | None = None
+    ) -> None:
+        """Turn PSM on or off (``enabled``) and/or change its requested timers.
+
+        With PSM on, the request goes to the module at once (the library waits, bounded, for the network's
+        grant). Timers changed while PSM is off are kept and sent when it is turned on.
+        """
+        tau, active = self.psm_request
+        tau = tau if tau_s is None else tau_s
+        active = active if active_s is None else active_s
+        try:
+            if self.coordinator.data.psm.enabled if enabled is None else enabled:
+                async with asyncio.timeout(SERVICE_TIMEOUT):
+                    await self.modem.set_psm(True, tau, active)
+                self._psm_pending.clear()
+                return
+            if enabled is not None:
+                async with asyncio.timeout(SERVICE_TIMEOUT):
+                    await self.modem.set_psm(False)
+            if tau_s is not None:
+                self._psm_pending["tau_s"] = tau_s
+            if active_s is not None:
+                self._psm_pending["active_s"] = active_s
+        finally:
+            self.coordinator.async_update_listeners()
+
+    async def async_set_apn(self, apn: str, pdp_type: str, username: str, password: str) -> None:
+        """Set the APN (the library turns the radio off and on around it, then reads the status)."""
+        async with asyncio.timeout(SERVICE_TIMEOUT):
+            await self.modem.set_apn(apn, pdp_type=pdp_type, username=username, password=password)
 
     async def async_send(
         self,

@@ -1,4 +1,8 @@
-"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and connections."""
+"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and its grant, connections.
+
+Each sensor is one :class:`Sim7020SensorDescription` (how to read its value from the manager), grouped by
+topic in the tuples below; a further value (data usage, eDRX grant, ...) is one more description.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import SIGNAL_STRENGTH_DECIBELS, SIGNAL_STRENGTH_DECIBELS_MILLIWATT, EntityCategory
+from homeassistant.const import (
+    SIGNAL_STRENGTH_DECIBELS,
+    SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+    EntityCategory,
+    UnitOfTime,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
@@ -58,12 +67,23 @@ def _cell(attr: str) -> Callable[[Sim7020Manager], StateType]:
     return read
 
 
+def _granted(attr: str) -> Callable[[Sim7020Manager], StateType]:
+    """A PSM timer the network granted (None: no grant reported, or that timer not granted)."""
+
+    def read(manager: Sim7020Manager) -> StateType:
+        psm = manager.coordinator.data.psm
+        value: StateType = getattr(psm, attr) if psm.granted else None
+        return value
+
+    return read
+
+
 def _registration(manager: Sim7020Manager) -> str:
     value = manager.coordinator.data.registration
     return value if value in Registration._value2member_map_ else Registration.UNKNOWN.value
 
 
-SENSORS: tuple[Sim7020SensorDescription, ...] = (
+STATUS_SENSORS: tuple[Sim7020SensorDescription, ...] = (
     Sim7020SensorDescription(
         key="signal_strength",
         translation_key="signal_strength",
@@ -140,6 +160,58 @@ SENSORS: tuple[Sim7020SensorDescription, ...] = (
         value_fn=lambda manager: manager.open_connections,
     ),
 )
+
+#: What the network granted for PSM (the requested timers are the number entities).
+PSM_GRANT_SENSORS: tuple[Sim7020SensorDescription, ...] = (
+    Sim7020SensorDescription(
+        key="psm_granted_tau",
+        translation_key="psm_granted_tau",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_granted("tau_s"),
+    ),
+    Sim7020SensorDescription(
+        key="psm_granted_active_time",
+        translation_key="psm_granted_active_time",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_granted("active_s"),
+    ),
+)
+
+#: The serving cell (AT+CENG) and how many neighbour cells the module measured; the neighbours themselves
+#: are in the diagnostics download. For diagnosis: disabled by default.
+CELL_SENSORS: tuple[Sim7020SensorDescription, ...] = (
+    *(
+        Sim7020SensorDescription(
+            key=key,
+            translation_key=key,
+            entity_category=EntityCategory.DIAGNOSTIC,
+            entity_registry_enabled_default=False,
+            value_fn=_cell(attr),
+        )
+        for key, attr in (
+            ("cell_id", "cell_id"),
+            ("pci", "pci"),
+            ("earfcn", "earfcn"),
+            ("band", "band"),
+            ("tac", "tac"),
+            ("ecl", "ecl"),
+        )
+    ),
+    Sim7020SensorDescription(
+        key="neighbour_cells",
+        translation_key="neighbour_cells",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda manager: len(manager.coordinator.data.cell.neighbours),
+    ),
+)
+
+SENSORS: tuple[Sim7020SensorDescription, ...] = (*STATUS_SENSORS, *PSM_GRANT_SENSORS, *CELL_SENSORS)
 
 
 async def async_setup_entry(

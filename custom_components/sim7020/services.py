@@ -1,4 +1,4 @@
-"""Actions of the SIM7020 integration: send, ping, dns_lookup and at_command."""
+"""Actions of the SIM7020 integration: send, ping, dns_lookup, at_command and set_apn."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from sim7020_core.exceptions import (
     PluginError,
     UnsupportedError,
 )
-from sim7020_core.modem.checks import check_command_line, host_problem
+from sim7020_core.modem.checks import apn_problem, check_command_line, credential_problem, host_problem
 
 from .const import (
+    ATTR_APN,
     ATTR_CLIENT_ID,
     ATTR_COMMAND,
     ATTR_CONFIG_ENTRY_ID,
@@ -31,21 +32,26 @@ from .const import (
     ATTR_ENCODING,
     ATTR_HOST,
     ATTR_HOSTNAME,
+    ATTR_PASSWORD,
     ATTR_PAYLOAD,
+    ATTR_PDP_TYPE,
     ATTR_PORT,
     ATTR_PROTOCOL,
     ATTR_TIMEOUT,
     ATTR_TRANSPORT,
+    ATTR_USERNAME,
     ATTR_WAIT_RESPONSE,
     CONF_ALLOW_RAW_AT,
     DEFAULT_RESPONSE_TIMEOUT,
     DEFAULT_TRANSPORT,
     DOMAIN,
+    PDP_TYPES,
     PROTOCOLS,
     SERVICE_AT_COMMAND,
     SERVICE_DNS_LOOKUP,
     SERVICE_PING,
     SERVICE_SEND,
+    SERVICE_SET_APN,
 )
 
 if TYPE_CHECKING:
@@ -115,6 +121,17 @@ PING_SCHEMA = vol.Schema(
 )
 DNS_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_HOSTNAME): _host})
 AT_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_COMMAND): _command})
+# The values are checked in the handler (the library's checks), so a bad one is a translated
+# ServiceValidationError naming the field rather than a schema error.
+SET_APN_SCHEMA = vol.Schema(
+    {
+        **_BASE,
+        vol.Required(ATTR_APN): cv.string,
+        vol.Optional(ATTR_USERNAME, default=""): cv.string,
+        vol.Optional(ATTR_PASSWORD, default=""): cv.string,
+        vol.Optional(ATTR_PDP_TYPE, default=PDP_TYPES[0]): vol.In(PDP_TYPES),
+    }
+)
 
 
 def decode_payload(manager: Sim7020Manager, payload: str, encoding: str) -> bytes:
@@ -167,7 +184,7 @@ def _get_manager(hass: HomeAssistant, call: ServiceCall) -> Sim7020Manager:
     return only
 
 
-def _modem_error(err: BaseException) -> HomeAssistantError:
+def modem_error(err: BaseException) -> HomeAssistantError:
     """Map a library error (or a timeout) to the error an action raises."""
     if isinstance(err, CommandNotAllowedError):
         return ServiceValidationError(
@@ -198,11 +215,12 @@ def _modem_error(err: BaseException) -> HomeAssistantError:
     )
 
 
-async def _guarded(awaitable: Awaitable[_T]) -> _T:
+async def guarded(awaitable: Awaitable[_T]) -> _T:
+    """Await ``awaitable``; a library error (or a timeout) becomes the error an action or entity raises."""
     try:
         return await awaitable
     except (Sim7020Error, TimeoutError, OSError) as err:
-        raise _modem_error(err) from err
+        raise modem_error(err) from err
 
 
 def _handler(
@@ -210,7 +228,7 @@ def _handler(
 ) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
     async def handle(call: ServiceCall) -> ServiceResponse:
         manager = _get_manager(hass, call)
-        return await _guarded(action(manager, call))
+        return await guarded(action(manager, call))
 
     return handle
 
@@ -257,6 +275,36 @@ async def _at_command(manager: Sim7020Manager, call: ServiceCall) -> ServiceResp
     return {"lines": list(await manager.async_command(call.data[ATTR_COMMAND]))}
 
 
+def _setting_problem(field: str, problem: str | None) -> None:
+    """Raise a ServiceValidationError naming ``field`` when the library's check found ``problem``."""
+    if problem is not None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_setting",
+            translation_placeholders={"field": field, "problem": problem},
+        )
+
+
+async def _set_apn(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
+    apn: str = call.data[ATTR_APN]
+    username: str = call.data[ATTR_USERNAME]
+    password: str = call.data[ATTR_PASSWORD]
+    _setting_problem(ATTR_APN, apn_problem(apn))
+    _setting_problem(ATTR_USERNAME, credential_problem(username))
+    _setting_problem(ATTR_PASSWORD, credential_problem(password))
+    if bool(username) != bool(password):
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="credentials_incomplete")
+    try:
+        await manager.async_set_apn(apn, call.data[ATTR_PDP_TYPE], username, password)
+    except ValueError as err:  # anything else the library refuses before it talks to the module
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_request",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return None
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
@@ -280,3 +328,4 @@ def async_setup_services(hass: HomeAssistant) -> None:
         AT_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
+    hass.services.async_register(DOMAIN, SERVICE_SET_APN, _handler(hass, _set_apn), SET_APN_SCHEMA)

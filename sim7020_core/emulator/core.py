@@ -921,14 +921,21 @@ class Emulator(ModemContext):
         if had:
             self._notify("on_detach")
 
-    def detach(self) -> None:
-        """Fault: the network detaches the module (sockets fail, CGATT? shows 0)."""
+    def detach(self, reg_stat: int = 0) -> None:
+        """Fault: the network detaches the module (sockets fail, CGATT? shows 0).
+
+        ``reg_stat`` is the 3GPP TS 27.007 ``<stat>`` the registration URCs and reads show from then on:
+        0 not registered (default), 2 searching, 3 registration denied, 4 unknown. ``attach()`` registers
+        the module again.
+        """
+        if reg_stat not in (0, 2, 3, 4):
+            raise ValueError(f"reg_stat must be 0, 2, 3 or 4 (not registered), not {reg_stat!r}")
         if self._waking:  # the wake's re-registration will not come
             if self._reg_timer is not None:
                 self._reg_timer.cancel()
                 self._reg_timer = None
             self._end_wake()
-        self._lose_service(reg_stat=0)
+        self._lose_service(reg_stat=reg_stat)
         self._registration_urcs()
 
     def attach(self) -> None:

@@ -111,6 +111,23 @@ async def test_detach_and_attach(host: TcpHost, emu: Emulator) -> None:
     await host.cmd("AT+CGATT?", "+CGATT: 1", "OK")
 
 
+@pytest.mark.parametrize("stat", [2, 3, 4], ids=["searching", "registration denied", "unknown"])
+async def test_detach_with_a_registration_state(host: TcpHost, emu: Emulator, stat: int) -> None:
+    """27.007 <stat> values other than "not registered": shown in URCs and reads until attach()."""
+    await host.cmd("AT+CEREG=1", "OK")
+    emu.detach(reg_stat=stat)
+    await host.expect(framed(f"+CEREG: {stat}"))
+    await host.cmd("AT+CEREG?", f"+CEREG: 1,{stat}", "OK")
+    await host.cmd("AT+CGATT?", "+CGATT: 0", "OK")
+    emu.attach()
+    await host.expect(framed("+CEREG: 1"))
+
+
+def test_detach_refuses_a_registered_state(emu: Emulator) -> None:
+    with pytest.raises(ValueError, match="reg_stat must be 0, 2, 3 or 4"):
+        emu.detach(reg_stat=1)
+
+
 async def test_drop_next_response_skips_blank_and_non_at_lines(host: TcpHost, emu: Emulator) -> None:
     emu.drop_next_response()
     await host.write(b"\rnoise\r")

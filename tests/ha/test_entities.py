@@ -15,10 +15,11 @@ import pytest
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
 from syrupy.assertion import SnapshotAssertion
 
-from .common import entity_id
-from .conftest import SetupEntry
+from .common import entity_id, state_of
+from .conftest import EmulatedModem, SetupEntry
 
 #: Registry settings a user sees or that decide how an entity behaves.
 REGISTRY_FIELDS = (
@@ -65,7 +66,15 @@ def entity_view(hass: HomeAssistant, registry_entry: er.RegistryEntry) -> dict[s
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize(
-    "platform", [Platform.SENSOR, Platform.BINARY_SENSOR, Platform.BUTTON, Platform.EVENT]
+    "platform",
+    [
+        Platform.SENSOR,
+        Platform.BINARY_SENSOR,
+        Platform.BUTTON,
+        Platform.EVENT,
+        Platform.NUMBER,
+        Platform.SWITCH,
+    ],
 )
 async def test_entities(
     hass: HomeAssistant,
@@ -88,10 +97,36 @@ async def test_entities(
 async def test_radio_details_disabled_by_default(
     hass: HomeAssistant, setup_entry: SetupEntry, entity_registry: er.EntityRegistry
 ) -> None:
-    """RSRP, RSRQ and SINR are for diagnosis: registered but disabled until the user enables them."""
+    """RSRP, RSRQ, SINR and the serving cell's details are for diagnosis: registered but disabled until the
+    user enables them."""
     await setup_entry()
-    for key in ("rsrp", "rsrq", "sinr"):
+    for key in ("rsrp", "rsrq", "sinr", "cell_id", "pci", "earfcn", "band", "tac", "ecl", "neighbour_cells"):
         registry_entry = entity_registry.async_get(entity_id(hass, "sensor", key))
         assert registry_entry is not None
         assert registry_entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     assert entity_registry.async_get(entity_id(hass, "sensor", "signal_strength")).disabled_by is None
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_radio_diagnostics_show_the_serving_cell(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """The serving cell as the module reports it (AT+CENG), and a move to another cell."""
+    cell = modem.emulator.cell
+    await setup_entry()
+    assert state_of(hass, "sensor", "cell_id") == cell.cell_id
+    assert state_of(hass, "sensor", "pci") == str(cell.pci)
+    assert state_of(hass, "sensor", "earfcn") == str(cell.earfcn)
+    assert state_of(hass, "sensor", "band") == str(cell.band)
+    assert state_of(hass, "sensor", "tac") == cell.tac
+    assert state_of(hass, "sensor", "ecl") == str(cell.ecl)
+    assert state_of(hass, "sensor", "neighbour_cells") == str(len(cell.neighbours))
+
+    modem.emulator.change_cell(cell_id="000A700B", pci=77, neighbours=())
+    assert await async_setup_component(hass, "homeassistant", {})
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {"entity_id": entity_id(hass, "sensor", "pci")}, blocking=True
+    )
+    assert state_of(hass, "sensor", "cell_id") == "000A700B"
+    assert state_of(hass, "sensor", "pci") == "77"
+    assert state_of(hass, "sensor", "neighbour_cells") == "0"

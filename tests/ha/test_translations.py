@@ -43,12 +43,26 @@ def test_entity_translation_keys() -> None:
     """Each entity description's translation key has a name."""
     from custom_components.sim7020.binary_sensor import BINARY_SENSORS
     from custom_components.sim7020.event import EVENTS
+    from custom_components.sim7020.number import NUMBERS
     from custom_components.sim7020.sensor import SENSORS
+    from custom_components.sim7020.switch import SWITCHES
 
     for platform, descriptions in (
         ("sensor", SENSORS),
         ("binary_sensor", BINARY_SENSORS),
         ("event", (EVENTS,)),
+        ("number", NUMBERS),
+        ("switch", SWITCHES),
     ):
         for description in descriptions:
             assert STRINGS["entity"][platform][description.translation_key]["name"]
+
+
+def test_repair_issues_are_translated() -> None:
+    """Each repair issue the modem can raise (one per library problem kind, searching) has its text."""
+    from custom_components.sim7020.issues import SEARCHING
+    from sim7020_core.models import ProblemKind
+
+    for key in [kind.value for kind in ProblemKind] + [SEARCHING, "port_busy"]:
+        assert STRINGS["issues"][key]["title"]
+        assert STRINGS["issues"][key]["description"]
