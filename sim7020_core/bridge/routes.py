@@ -159,7 +159,7 @@ class RouteRunner:
 
     def start(self) -> None:
         """Subscribe the uplink filters and start the route's tasks."""
-        for topic_filter in self.route.uplink:
+        for topic_filter in self.route.uplink_subscriptions:  # shared ones when the route has a group
             self._mqtt.subscribe(topic_filter, self._on_uplink, qos=max(1, self.route.qos))
         self._tasks = [
             asyncio.create_task(self._sender(), name=f"route-{self.route.name}-up"),
