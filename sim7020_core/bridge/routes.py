@@ -136,6 +136,9 @@ class RouteRunner:
                 name=name,
             )
         self._send_timeout = ROUTE_SEND_TIMEOUT if route.protocol == "udp" else ROUTE_TCP_SEND_TIMEOUT
+        timed = route.options.get("timed_send")  # cip: the module holds each send this long (AT+CIPATS)
+        if isinstance(timed, int | float) and not isinstance(timed, bool) and timed > 0:
+            self._send_timeout += timed
         self.stats = {
             "uplink_queued": 0,
             "uplink_sent": 0,
