@@ -9,7 +9,10 @@ Wire formats (application note 6.6-6.13; the SIM800-series AT manual where the n
 - send: the fixed-length form ``AT+CIPSEND=<n>,<len>`` (binary safe: no Ctrl+Z), at most 1460 bytes per
   command (TCP data is split; a larger UDP datagram is a PayloadError) → ``<n>, SEND OK`` or, with
   ``quick_send=True`` (``AT+CIPQSEND=1``), ``DATA ACCEPT: <n>,<len>``; ``send(data, wait_ack=True)`` then
-  polls ``AT+CIPACK=<n>`` until the peer acknowledged everything (TCP);
+  polls ``AT+CIPACK=<n>`` until the peer acknowledged everything (TCP); a timed send
+  (``send(data, timed_send=<s>)``, note 6.9.2) is ``AT+CIPATS=1,<s>`` then the variable-length
+  ``AT+CIPSEND=<n>``: the module sends what was written at the prompt when its timer runs out;
+- TCP keepalive: ``AT+CIPTKA=<mode>[,<idle>,<interval>,<count>]`` (module-wide, set before the link opens);
 - receive: ``+RECEIVE,<n>,<len>:`` CRLF data (automatic), or with ``receive_mode="manual"``
   (``AT+CIPRXGET=1``) the ``+CIPRXGET: 1,<n>`` arrival URC and ``AT+CIPRXGET=2,<n>,1460`` reads, paced by the
   connection's free buffer space (flow control: nothing is lost);
@@ -68,8 +71,50 @@ ACK_POLL_INTERVAL = 0.05
 #: Bytes asked per manual read (``AT+CIPRXGET=2,<n>,<len>``; the module's limit).
 RXGET_MAX = 1460
 
-_OPTIONS = frozenset({"quick_send", "receive_mode", "close_mode", "buffer_limit"})
+_OPTIONS = frozenset({"quick_send", "receive_mode", "close_mode", "buffer_limit", "keepalive", "timed_send"})
+_SEND_OPTIONS = ("timed_send",)
+#: ``AT+CIPATS`` timer range (seconds; the SIM800/SIM7000 manuals, ``AT+CIPATS=?`` → ``(0,1),(1-100)``).
+TIMED_SEND_RANGE = (1, 100)
+#: ``AT+CIPTKA`` ranges (``AT+CIPTKA=?`` → ``(0,1),(30-7200),(30-600),(1-9)``): idle s, interval s, probes.
+KEEPALIVE_RANGES = (("idle_s", 30, 7200), ("interval_s", 30, 600), ("count", 1, 9))
+#: Bytes a timed send must not hold: the module ends a variable-length send at Ctrl+Z and cancels it at ESC.
+_TIMED_SEND_STOPS = {0x1A: "Ctrl+Z", 0x1B: "ESC"}
 _SERVER_OPTIONS = frozenset({"receive_mode", "buffer_limit", "backlog"})
+
+
+def timed_send_seconds(value: object) -> int | None:
+    """The ``timed_send`` option: None (an ordinary send) or the module's timer in whole seconds (1-100).
+
+    :raises ValueError: naming the value and the range
+    """
+    if value is None:
+        return None
+    low, high = TIMED_SEND_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"timed_send must be whole seconds from {low} to {high} (AT+CIPATS), not {value!r}")
+    return value
+
+
+def keepalive_args(value: object) -> str | None:
+    """The ``keepalive`` option → the arguments of ``AT+CIPTKA=``; the same values as the native transport's:
+    True (the module's default timers), False, or ``(idle_s, interval_s, count)`` (a list from YAML too).
+
+    :raises ValueError: naming the field, the value and its range
+    """
+    if value is None:
+        return None
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if not isinstance(value, tuple | list) or len(value) != 3:
+        raise ValueError(f"keepalive must be True, False or (idle_s, interval_s, count), not {value!r}")
+    for item, (name, low, high) in zip(value, KEEPALIVE_RANGES, strict=True):
+        if isinstance(item, bool) or not isinstance(item, int) or not low <= item <= high:
+            raise ValueError(
+                f"keepalive {name} must be an integer from {low} to {high} (AT+CIPTKA), not {item!r}"
+            )
+    return "1," + ",".join(str(item) for item in value)
 
 
 def _check_receive_mode(receive_mode: object) -> None:
@@ -87,6 +132,8 @@ class CipConnection(Connection):
     ) -> None:
         super().__init__(transport, protocol, host, port, **kw)
         self.link = link
+        #: every send is a timed send (``AT+CIPATS``) with this timer, unless a send says otherwise
+        self.timed_send: int | None = None
         self.close_mode = 0  # slow close (CIPCLOSE=<n>,0, FIN) by default: the peer gets everything sent
         self._rx_pending = False  # the module holds data for us (manual receive)
         self._reading = False
@@ -98,16 +145,29 @@ class CipConnection(Connection):
     async def send(self, data: bytes, *, wait_ack: bool = False, **options: Any) -> None:
         """Send ``data``; with ``wait_ack=True`` wait until the peer acknowledged it (TCP).
 
-        :raises PayloadError: empty, a UDP datagram over 1460 bytes, TCP data over 64 KiB
+        Option ``timed_send=<seconds 1-100>`` (default: the connection's ``timed_send`` open option; None for
+        an ordinary send): the note's timed send (6.9.2), ``AT+CIPATS=1,<s>`` then ``AT+CIPSEND=<n>`` with
+        the data written at the prompt and no terminator; the module sends it when its timer runs out, so
+        the send returns after about ``<s>`` seconds. At most 1460 bytes, without 0x1A (Ctrl+Z) or 0x1B (ESC).
+
+        :raises PayloadError: empty, a UDP datagram over 1460 bytes, TCP data over 64 KiB; a timed send over
+            1460 bytes or holding Ctrl+Z/ESC
+        :raises ValueError: ``timed_send`` out of range
         :raises SocketError: ``SEND FAIL``, or the link closed meanwhile
         """
         await super().send(data, wait_ack=wait_ack, **options)
 
     async def _do_send(self, data: bytes, **options: Any) -> None:
         wait_ack = bool(options.pop("wait_ack", False))
-        check_options(self.transport_name, options, ())
+        check_options(self.transport_name, options, _SEND_OPTIONS)
+        timed = timed_send_seconds(options.pop("timed_send", self.timed_send))
         if wait_ack and self.protocol != "tcp":
             raise UnsupportedError("wait_ack needs a TCP connection (UDP data is never acknowledged)")
+        if timed is not None:
+            await self._timed_send(data, timed)
+            if wait_ack:
+                await self.wait_acked()
+            return
         if self.protocol == "udp" and len(data) > CIPSEND_MAX:
             raise PayloadError(f"UDP datagram of {len(data)} bytes is larger than {CIPSEND_MAX} bytes")
         if len(data) > MAX_TCP_SEND:
@@ -129,6 +189,33 @@ class CipConnection(Connection):
                 ) from exc
         if wait_ack:
             await self.wait_acked()
+
+    async def _timed_send(self, data: bytes, seconds: int) -> None:
+        """``AT+CIPATS=1,<s>``, then ``AT+CIPSEND=<n>`` and the data without a terminator (note 6.9.2)."""
+        if len(data) > CIPSEND_MAX:
+            raise PayloadError(
+                f"a timed send carries at most {CIPSEND_MAX} bytes (one AT+CIPSEND), not {len(data)}"
+            )
+        for position, byte in enumerate(data):
+            if byte in _TIMED_SEND_STOPS:
+                raise PayloadError(
+                    f"a timed send cannot carry 0x{byte:02X} ({_TIMED_SEND_STOPS[byte]}, which ends or"
+                    f" cancels it on the module): found at byte {position}; send it without timed_send"
+                )
+        engine = self.transport.engine
+        async with self.transport._timed_lock:  # one timer on the module: set it and use it together
+            self._check_open()
+            try:
+                await engine.command(f"AT+CIPATS=1,{seconds}", timeout=SETTING_TIMEOUT)
+                await engine.send_data(
+                    f"AT+CIPSEND={self.link}", data, timeout=seconds + const.CIPSEND_TIMEOUT
+                )
+            except AtCommandError as exc:
+                if self.closed:
+                    raise self._closed_error() from exc
+                raise SocketError(
+                    f"{self!r}: the module could not send {len(data)} bytes timed ({seconds} s): {exc.final}"
+                ) from exc
 
     async def ack_status(self) -> tuple[int, int, int]:
         """``AT+CIPACK=<n>``: bytes sent, acknowledged by the peer, and not acknowledged yet."""
@@ -197,7 +284,14 @@ class CipTransport(CipLayerReclaim, Transport):
       module-wide, changed only while no link is open;
     - ``close_mode``: ``"slow"`` (default: FIN, the peer gets all data) or ``"quick"`` (RST) for
       :meth:`Connection.close`;
-    - ``buffer_limit``: bytes queued for the owner.
+    - ``buffer_limit``: bytes queued for the owner;
+    - ``keepalive`` (TCP): True (on, with the timers the module has), False or ``(idle_s, interval_s, count)``
+      → ``AT+CIPTKA=1`` /
+      ``AT+CIPTKA=0`` / ``AT+CIPTKA=1,<idle 30-7200>,<interval 30-600>,<count 1-9>`` (the native transport's
+      option, but module-wide on the CIP layer: set before the link opens, the last one asked for wins, and
+      applied again after a reset or a wake);
+    - ``timed_send``: seconds (1-100): every :meth:`CipConnection.send` of the connection is a timed send
+      (``AT+CIPATS``, note 6.9.2) unless the send gives ``timed_send`` itself.
     """
 
     name = "cip"
@@ -227,8 +321,11 @@ class CipTransport(CipLayerReclaim, Transport):
         )
         self._tasks = BackgroundTasks(_LOGGER, "background CIP work failed: %r")
         self._lock = asyncio.Lock()
+        self._timed_lock = asyncio.Lock()
         self.quick_send = False
         self.receive_mode = "auto"
+        #: the ``AT+CIPTKA=`` arguments last asked for (None: never asked, the module's default)
+        self.keepalive: str | None = None
 
     @property
     def session(self) -> CipSession:
@@ -256,6 +353,10 @@ class CipTransport(CipLayerReclaim, Transport):
         if close_mode not in ("quick", "slow"):
             raise ValueError(f"close_mode must be 'quick' or 'slow', not {close_mode!r}")
         kw = {"buffer_limit": options.pop("buffer_limit")} if "buffer_limit" in options else {}
+        keepalive = keepalive_args(options.pop("keepalive", None))
+        if proto == "udp" and keepalive is not None:
+            raise UnsupportedError("keepalive is for TCP connections")
+        timed = timed_send_seconds(options.pop("timed_send", None))
         async with self._lock:
             link = self._free_link()
             self.engine  # noqa: B018 - installs the URC handlers before anything can arrive
@@ -263,8 +364,12 @@ class CipTransport(CipLayerReclaim, Transport):
             try:
                 await self._learn_retention()
                 await self._apply_settings(**options)
+                if keepalive is not None and keepalive != self.keepalive:
+                    await self.engine.command(f"AT+CIPTKA={keepalive}", timeout=SETTING_TIMEOUT)
+                    self.keepalive = keepalive
                 conn = CipConnection(self, link, proto, str(addr), port, **kw)
                 conn.close_mode = 1 if close_mode == "quick" else 0
+                conn.timed_send = timed
                 self._links[link] = conn
                 try:
                     await self.session.start(
@@ -407,15 +512,26 @@ class CipTransport(CipLayerReclaim, Transport):
         self.session.reset()
 
     def session_settings(self) -> list[SessionSetting]:
-        """``AT+CIPQSEND=1`` while quick send was asked for; ``AT+CIPRXGET=1`` while manual receive was and
-        no link is open (the module takes it only then; links kept across PSM keep the mode). A mode the
-        module refuses falls back to its default and is asked for again by the next open."""
+        """``AT+CIPTKA=1[,…]`` while a keepalive was asked for; ``AT+CIPQSEND=1`` while quick send was;
+        ``AT+CIPRXGET=1`` while manual receive was and no link is open (the module takes it only then; links
+        kept across PSM keep the mode). A mode the module refuses falls back to its default and is asked for
+        again by the next open."""
         items: list[SessionSetting] = []
+        if self.keepalive is not None and self.keepalive != "0":
+            items.append(
+                SessionSetting(
+                    f"AT+CIPTKA={self.keepalive}", timeout=SETTING_TIMEOUT, done=self._keepalive_done
+                )
+            )
         if self.quick_send:
             items.append(SessionSetting("AT+CIPQSEND=1", timeout=SETTING_TIMEOUT, done=self._quick_send_done))
         if self.receive_mode == "manual" and not self._links and self._server is None:
             items.append(SessionSetting("AT+CIPRXGET=1", timeout=SETTING_TIMEOUT, done=self._manual_done))
         return items
+
+    def _keepalive_done(self, taken: str | None) -> None:
+        if taken is None:
+            self.keepalive = None
 
     def _quick_send_done(self, taken: str | None) -> None:
         if taken is None:

@@ -240,6 +240,15 @@ class RouteConfig:
     qos: int = 1
     retain: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # passed to open_connection
+    #: shared-subscription group: the uplink filters are subscribed as ``$share/<group>/<filter>``
+    group: str | None = None
+
+    @property
+    def uplink_subscriptions(self) -> tuple[str, ...]:
+        """The uplink filters as subscribed: ``$share/<group>/<filter>`` when the route has a group."""
+        if self.group is None:
+            return self.uplink
+        return tuple(shared_filter(self.group, topic_filter) for topic_filter in self.uplink)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +348,39 @@ def topic_filter_error(topic: str) -> str | None:
     return None
 
 
+#: The longest shared-subscription group name accepted (MQTT allows more; a group name is a label).
+GROUP_NAME_MAX = 64
+
+
+def group_name_error(name: str) -> str | None:
+    """Return why ``name`` cannot be a shared-subscription group (MQTT 5 ShareName), or None when it can.
+
+    MQTT 5 (4.8.2) forbids '/', '+' and '#' in a ShareName and requires at least one character; control
+    characters and spaces are refused too (they would not survive a log line or a YAML round trip).
+    """
+    if not name:
+        return "group name is empty"
+    if len(name) > GROUP_NAME_MAX:
+        return f"group name is {len(name)} characters long, more than {GROUP_NAME_MAX}"
+    for position, char in enumerate(name):
+        if char in "/+#":
+            return (
+                f"group name {name[:80]!r} contains {char!r} at position {position} (a shared-subscription"
+                " group may not contain '/', '+' or '#')"
+            )
+        if not char.isprintable() or char.isspace():
+            return (
+                f"group name {name[:80]!r} contains {char!r} at position {position} (no spaces or control"
+                " characters)"
+            )
+    return None
+
+
+def shared_filter(group: str, topic_filter: str) -> str:
+    """The MQTT 5 shared subscription of ``topic_filter`` in ``group``: ``$share/<group>/<filter>``."""
+    return f"$share/{group}/{topic_filter}"
+
+
 def topic_name_error(topic: str) -> str | None:
     """Return why ``topic`` is not a valid topic name to publish on, or None."""
     if not topic:
@@ -361,6 +403,14 @@ def _topic_filter(value: Any) -> str:
 def _topic_name(value: Any) -> str:
     text = _text(value)
     problem = topic_name_error(text)
+    if problem:
+        raise vol.Invalid(problem)
+    return text
+
+
+def _group_name(value: Any) -> str:
+    text = _text(value)
+    problem = group_name_error(text)
     if problem:
         raise vol.Invalid(problem)
     return text
@@ -474,6 +524,7 @@ def route_schema(plugins: PluginManager | None = None) -> vol.Schema:
             vol.Optional("qos", default=1): _qos,
             vol.Optional("retain", default=False): bool,
             vol.Optional("options", default=dict): vol.Any(None, dict),
+            vol.Optional("group"): _group_name,
         }
     )
 
@@ -712,6 +763,17 @@ def validate_config(
                 errors.add(where, "port is missing (or give listen_port to accept connections)")
         if "uplink" not in r and "downlink" not in r:
             errors.add(where, "a route needs an uplink topic filter, a downlink topic, or both")
+        group = r.get("group")
+        if group is not None and mqtt.protocol != "5":
+            errors.add(
+                [*where, "group"],
+                f"group {group!r} needs a shared subscription, which is MQTT 5: set mqtt.protocol: 5"
+                f" (it is {mqtt.protocol})",
+            )
+        if group is not None and "uplink" not in r:
+            errors.add(
+                [*where, "group"], f"group {group!r} shares the uplink subscription; the route has no uplink"
+            )
         uplink = tuple(r.get("uplink") or ())
         downlink = r.get("downlink")
         if downlink is not None:
@@ -742,6 +804,7 @@ def validate_config(
                 qos=r["qos"],
                 retain=r["retain"],
                 options=dict(r.get("options") or {}),
+                group=group,
             )
         )
 
@@ -777,6 +840,7 @@ def summary(config: BridgeConfig) -> str:
         lines.append(
             f"  route {route.name}: {route.modem} {route.transport}/{route.protocol} {remote}"
             f" uplink={list(route.uplink)} downlink={route.downlink} encoding={route.encoding}"
+            + (f" group={route.group}" if route.group else "")
         )
     return "\n".join(lines)
 

@@ -204,6 +204,19 @@ class _PahoClient(mqtt.Client):
         return result
 
 
+def filter_matches(topic_filter: str, topic: str) -> bool:
+    """Whether a message on ``topic`` belongs to the subscription ``topic_filter``.
+
+    A shared subscription (MQTT 5, ``$share/<group>/<filter>``) delivers messages on the topics its
+    ``<filter>`` matches; paho's ``topic_matches_sub`` does not know the prefix.
+    """
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) == 3:
+            topic_filter = parts[2]
+    return bool(mqtt.topic_matches_sub(topic_filter, topic))
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """A received MQTT message, copied out of paho's thread."""
@@ -582,7 +595,7 @@ class MqttClient:
         if msg.dup:
             self.stats["redelivered"] += 1
         for topic_filter, (_qos, handler) in list(self._subscriptions.items()):
-            if mqtt.topic_matches_sub(topic_filter, msg.topic):
+            if filter_matches(topic_filter, msg.topic):
                 handler(msg)
                 return
         _LOGGER.debug("message on %s matches no subscription; acknowledged and dropped", msg.topic)

@@ -136,6 +136,9 @@ class RouteRunner:
                 name=name,
             )
         self._send_timeout = ROUTE_SEND_TIMEOUT if route.protocol == "udp" else ROUTE_TCP_SEND_TIMEOUT
+        timed = route.options.get("timed_send")  # cip: the module holds each send this long (AT+CIPATS)
+        if isinstance(timed, int | float) and not isinstance(timed, bool) and timed > 0:
+            self._send_timeout += timed
         self.stats = {
             "uplink_queued": 0,
             "uplink_sent": 0,
@@ -159,7 +162,7 @@ class RouteRunner:
 
     def start(self) -> None:
         """Subscribe the uplink filters and start the route's tasks."""
-        for topic_filter in self.route.uplink:
+        for topic_filter in self.route.uplink_subscriptions:  # shared ones when the route has a group
             self._mqtt.subscribe(topic_filter, self._on_uplink, qos=max(1, self.route.qos))
         self._tasks = [
             asyncio.create_task(self._sender(), name=f"route-{self.route.name}-up"),

@@ -355,3 +355,59 @@ def test_check_config_on_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFi
 
     assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 1
     assert "nope.yaml: file not found" in capsys.readouterr().err
+
+
+GROUPED = (
+    VALID.replace("  base_topic: sim7020\n", "  base_topic: sim7020\n  protocol: 5\n") + "    group: fleet\n"
+)
+
+
+def test_a_route_group_subscribes_its_uplink_as_a_shared_subscription(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GROUPED), plugins=PLUGINS)
+    route = config.routes[0]
+    assert route.group == "fleet"
+    assert route.uplink_subscriptions == ("$share/fleet/sensors/+/telemetry",)
+    assert "group=fleet" in summary(config)
+    ungrouped = load_config(write(tmp_path, VALID, "plain.yaml"), plugins=PLUGINS).routes[0]
+    assert ungrouped.group is None
+    assert ungrouped.uplink_subscriptions == ("sensors/+/telemetry",)
+
+
+@pytest.mark.parametrize(
+    ("group", "expected"),
+    [
+        ("a/b", "group name 'a/b' contains '/' at position 1"),
+        ("'+'", "group name '+' contains '+' at position 0"),
+        ("'fleet#'", "group name 'fleet#' contains '#' at position 5"),
+        ("'two words'", "contains ' ' at position 3 (no spaces or control characters)"),
+        ("'" + "g" * 65 + "'", "group name is 65 characters long, more than 64"),
+        ("''", "must not be empty"),
+    ],
+)
+def test_a_bad_group_name_is_refused_naming_the_route(tmp_path: Path, group: str, expected: str) -> None:
+    text = GROUPED.replace("group: fleet", f"group: {group}")
+    errors = errors_of(write(tmp_path, text))
+    assert len(errors) == 1, errors
+    assert "bridge.yaml:17: routes[0].group: " in errors[0], errors
+    assert expected in errors[0], errors
+
+
+def test_a_route_group_needs_mqtt_5(tmp_path: Path) -> None:
+    errors = errors_of(write(tmp_path, VALID + "    group: fleet\n"))
+    assert len(errors) == 1
+    assert errors[0].endswith(
+        "bridge.yaml:16: routes[0].group: group 'fleet' needs a shared subscription, which is MQTT 5: set"
+        " mqtt.protocol: 5 (it is 3.1.1)"
+    )
+
+
+@given(st.text(max_size=80))
+def test_group_name_validation_never_crashes(text: str) -> None:
+    from sim7020_core.bridge.config import group_name_error
+
+    problem = group_name_error(text)
+    if problem is None:  # what is accepted is a valid MQTT 5 ShareName that prints
+        assert text
+        assert not set(text) & set("/+#")
+        assert text.isprintable()
+        assert len(text) <= 64

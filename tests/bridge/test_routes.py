@@ -394,3 +394,46 @@ async def test_send_command_with_response(
         assert "not valid hex" in reply["error"]
     finally:
         await bridge.stop()
+
+
+async def test_cip_route_options_keepalive_and_timed_send(
+    tmp_path: Path, broker: Broker, watcher_factory: Callable[..., Watcher]
+) -> None:
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            received.append(data)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    body = f"""\
+routes:
+  - name: telemetry
+    modem: gw1
+    transport: cip
+    protocol: tcp
+    host: 127.0.0.1
+    port: {port}
+    uplink: sensors/+/telemetry
+    options: {{keepalive: [60, 30, 3], timed_send: 1}}
+"""
+    bridge = Bridge(load_config(write_config(tmp_path, broker, body)))
+    await bridge.start()
+    try:
+        modem = await wait_ready(bridge)
+        w = watcher_factory(broker)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await w.apublish("sensors/a/telemetry", "timed over cip", qos=1)
+        async with asyncio.timeout(PEER_TIMEOUT):
+            while b"".join(received) != b"timed over cip":
+                await asyncio.sleep(0.02)
+        assert loop.time() - started >= 0.9  # the module held it for its AT+CIPATS timer
+        assert await modem.command("AT+CIPTKA?") == ["+CIPTKA: 1,60,30,3"]
+        assert await modem.command("AT+CIPATS?") == ["+CIPATS: 1,1"]
+    finally:
+        await bridge.stop()
+        server.close()
+        await server.wait_closed()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from hypothesis import given
@@ -398,3 +399,90 @@ async def test_cip_link_across_psm_follows_the_modules_retention(
         assert conn.closed
         with pytest.raises(ConnectionClosedError):
             await conn.send(b"after psm")
+
+
+# ------------------------------------------------------------------------ keepalive and timed send
+
+
+async def test_keepalive_is_set_with_ciptka_and_applied_again_after_a_reboot(
+    modem: Modem, emulator: Emulator, tcp_peer: TcpPeer
+) -> None:
+    conn = await modem.open_connection(
+        "tcp", "127.0.0.1", tcp_peer.port, transport="cip", keepalive=[60, 30, 3]
+    )  # a list, as YAML gives it
+    await tcp_peer.accept()
+    assert "AT+CIPTKA=1,60,30,3" in sent_commands(emulator)
+    assert await modem.command("AT+CIPTKA?") == ["+CIPTKA: 1,60,30,3"]
+    ended: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+    conn.add_close_callback(ended.set_result)
+    emulator.reboot()  # the module forgets it (its default is off)
+    await asyncio.wait_for(ended, WAIT)
+    async with asyncio.timeout(WAIT):
+        while await modem.command("AT+CIPTKA?") != ["+CIPTKA: 1,60,30,3"]:
+            await asyncio.sleep(0.05)  # the modem applies the transport's session settings once it is up
+    plain = await modem.open_connection("tcp", "127.0.0.1", tcp_peer.port, transport="cip", keepalive=False)
+    await tcp_peer.accept()
+    assert await modem.command("AT+CIPTKA?") == ["+CIPTKA: 0,60,30,3"]  # off (the last one asked for wins)
+    await plain.close()
+
+
+async def test_keepalive_and_timed_send_values_are_checked_before_anything_is_sent(
+    modem: Modem, emulator: Emulator, udp_peer: UdpPeer, tcp_peer: TcpPeer
+) -> None:
+    port = tcp_peer.port
+    with pytest.raises(UnsupportedError, match="keepalive is for TCP"):
+        await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip", keepalive=True)
+    bad_keepalive = {
+        (10, 30, 3): "keepalive idle_s must be an integer from 30 to 7200 (AT+CIPTKA), not 10",
+        (60, 601, 3): "keepalive interval_s must be an integer from 30 to 600 (AT+CIPTKA), not 601",
+        (60, 30, 0): "keepalive count must be an integer from 1 to 9 (AT+CIPTKA), not 0",
+        (60, 30): r"keepalive must be True, False or \(idle_s, interval_s, count\), not \(60, 30\)",
+    }
+    for value, message in bad_keepalive.items():
+        with pytest.raises(ValueError, match=message if value == (60, 30) else re.escape(message)):
+            await modem.open_connection("tcp", "127.0.0.1", port, transport="cip", keepalive=value)
+    for value in (0, 101, "5", 2.5, True):
+        with pytest.raises(
+            ValueError, match=r"timed_send must be whole seconds from 1 to 100 \(AT\+CIPATS\)"
+        ):
+            await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip", timed_send=value)
+    assert not [c for c in sent_commands(emulator) if c.startswith(("AT+CIPTKA", "AT+CIPATS", "AT+CIPSTART"))]
+    conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
+    with pytest.raises(ValueError, match="timed_send must be"):
+        await conn.send(b"x", timed_send=0)
+    with pytest.raises(PayloadError, match=r"cannot carry 0x1A \(Ctrl\+Z.*found at byte 2"):
+        await conn.send(b"ab\x1acd", timed_send=1)
+    with pytest.raises(PayloadError, match="at most 1460 bytes"):
+        await conn.send(b"a" * 1461, timed_send=1)
+    with pytest.raises(UnsupportedError, match="has no option"):
+        await conn.send(b"x", timed=1)
+    await conn.close()
+
+
+async def test_a_timed_send_goes_out_when_the_modules_timer_runs_out(
+    modem: Modem, emulator: Emulator, udp_peer: UdpPeer
+) -> None:
+    conn = await modem.open_connection("udp", "127.0.0.1", udp_peer.port, transport="cip")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await conn.send(b"timed hello", timed_send=1)
+    assert loop.time() - started >= 0.9  # the module held the data for its timer
+    assert (await udp_peer.next())[0] == b"timed hello"
+    commands = sent_commands(emulator)
+    assert commands[-2:] == ["AT+CIPATS=1,1", "AT+CIPSEND=0"]  # the note's variable-length form
+    await conn.send(b"plain")  # an ordinary send is not held by the timer
+    assert (await udp_peer.next())[0] == b"plain"
+    assert sent_commands(emulator)[-1] == "AT+CIPSEND=0,5"
+    await conn.close()
+
+
+async def test_timed_send_as_a_connection_option(modem: Modem, emulator: Emulator, tcp_peer: TcpPeer) -> None:
+    conn = await modem.open_connection("tcp", "127.0.0.1", tcp_peer.port, transport="cip", timed_send=1)
+    reader, _ = await tcp_peer.accept()
+    await conn.send(b"every send is timed", wait_ack=True)
+    assert await read_exactly(reader, 19) == b"every send is timed"
+    assert sent_commands(emulator)[-3:-1] == ["AT+CIPATS=1,1", "AT+CIPSEND=0"]  # then AT+CIPACK=0
+    await conn.send(b"not this one", timed_send=None)
+    assert await read_exactly(reader, 12) == b"not this one"
+    assert sent_commands(emulator)[-1] == "AT+CIPSEND=0,12"
+    await conn.close()
