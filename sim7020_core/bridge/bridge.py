@@ -6,7 +6,7 @@ Per modem, under ``<base_topic>/<modem id>/``:
 * ``state``: retained JSON of :meth:`ModemStatus.as_dict` plus ``link`` (the LinkState), ``modem_id``,
   ``info`` (identity) and ``problem`` (what needs an operator, see :mod:`.problems`: the bridge's own, why
   the modem cannot be opened, and :attr:`Modem.problem <sim7020_core.modem.Modem.problem>`; null when all
-  is well), republished whenever it changes and on every connect;
+  is well), published when it changes (``updated``: when it last did) and on every connect;
 * ``cmd/<ping|dns|send|at>``: requests (see :mod:`.commands`);
 * Home Assistant device discovery (see :mod:`.discovery`), republished on HA's birth message;
 * routes (see :mod:`.routes`), durable through the sqlite queue in ``state_dir``.
@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..events import ModemEvent, ProblemChanged
+from ..events import DataReceived, ModemEvent, ProblemChanged
 from ..exceptions import ConfigError, PluginError, Sim7020Error, describe_error
 from ..models import LinkState, ModemInfo, ModemProblem, ModemStatus
 from ..reconnect import Backoff
@@ -179,6 +179,8 @@ class ModemBridge:
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._published_discovery: str | None = None
+        #: the last state published, without ``updated`` (a state that did not change is not published again)
+        self._published_state: str | None = None
         self.commands = CommandHandler(
             modem_getter=self._command_modem,
             publish=self._publish_reply,
@@ -351,6 +353,8 @@ class ModemBridge:
 
     def _on_modem_event(self, event: ModemEvent) -> None:
         # a module reset ends the routes' connections through their transports (sim7020_core.persistent)
+        if isinstance(event, DataReceived) and self.modem is not None and event.state is self.modem.state:
+            return  # a datagram changes nothing in the state (the routes read it from their connection)
         if isinstance(event, ProblemChanged):
             self._modem_problem(event.problem)  # republishes the state
         self._on_modem_state(event.state)
@@ -385,7 +389,7 @@ class ModemBridge:
     async def _on_mqtt_connected(self) -> None:
         self._fire(self.availability_topic, "online")
         self._publish_discovery(force=True)
-        self._publish_state()
+        self._publish_state(force=True)
 
     def state_payload(self, *, link: str | None = None) -> dict[str, Any]:
         """The retained state JSON: ModemStatus plus link state and identity."""
@@ -400,10 +404,18 @@ class ModemBridge:
         data["updated"] = round(time.time(), 3)
         return data
 
-    def _publish_state(self, *, link: str | None = None) -> None:
+    def _publish_state(self, *, link: str | None = None, force: bool = False) -> None:
+        """Publish the state if it changed since it was last published (or ``force``: a new session)."""
         if not self.mqtt.connected:
             return  # republished on connect
-        self._fire(self.state_topic, json.dumps(self.state_payload(link=link)))
+        data = self.state_payload(link=link)
+        updated = data.pop("updated")
+        text = json.dumps(data)
+        if not force and text == self._published_state:
+            return
+        self._published_state = text
+        data["updated"] = updated
+        self._fire(self.state_topic, json.dumps(data))
 
     def _publish_discovery(self, *, force: bool = False) -> None:
         if not self.config.mqtt.discovery or not self.mqtt.connected:
@@ -431,7 +443,7 @@ class ModemBridge:
     async def _republish_after_birth(self) -> None:
         await asyncio.sleep(HA_BIRTH_REPUBLISH_DELAY)
         self._publish_discovery(force=True)
-        self._publish_state()
+        self._publish_state(force=True)
 
     def _on_command(self, name: str, msg: IncomingMessage) -> None:
         self.mqtt.ack(msg.mid, msg.qos)  # commands are not durable: a restarted bridge must not replay them

@@ -1,12 +1,19 @@
-"""A paho-mqtt 2.x client handed over to asyncio.
+"""A paho-mqtt 2.x client driven by the asyncio event loop.
 
-paho runs its own network thread (``loop_start``) and reconnects by itself. Every paho callback only
-copies its arguments and hands them to the event loop with ``loop.call_soon_threadsafe``; nothing blocks
-in a callback. On the asyncio side:
+paho runs on the event loop itself, through its external-loop API, not on a network thread of its own: the
+broker socket is watched with ``loop.add_reader`` (``loop_read``), packets paho queues are written by one
+``loop_write`` per loop iteration (``add_writer`` only while the socket is full), and ``loop_misc``
+(keepalive) runs on a timer armed for the next keepalive deadline. So a message costs no thread hand-off,
+and an idle connection wakes the process about once per keepalive period. Only the connection attempt (name
+resolution, TCP connect, TLS handshake: blocking calls in paho) runs on a worker thread; reconnecting after a
+lost connection is this module's job, with the same capped backoff paho used
+(:data:`MQTT_RECONNECT_MIN_DELAY` … :data:`MQTT_RECONNECT_MAX_DELAY`). Every paho callback runs on the loop:
 
 * :meth:`MqttClient.subscribe` registers a handler that is called on the loop for each message; with
   ``manual_ack`` the message is acknowledged only when the handler's owner calls :meth:`MqttClient.ack`
-  (after a durable commit);
+  (after a durable commit). Messages go to their handler through a dict of exact topics; filters with
+  wildcards are matched in the order they were subscribed (``$share/<group>/`` is not part of the topic a
+  message arrives on, so it is left out of the matching);
 * :meth:`MqttClient.publish` returns a future resolved when the broker acknowledged a QoS>0 publish;
 * connect callbacks run on the loop after every (re)connection, so retained state is republished.
 
@@ -14,12 +21,11 @@ A ``persistent`` client keeps its session (``clean_session=False`` / MQTT 5 ``cl
 session expiry) so the broker queues QoS1 messages while the bridge is down; the bridge uses one for route
 uplinks and a clean one for commands and state (docs/bridge.md, "Two connections per modem").
 
-Connection failures are explained, not just retried: paho's own loop swallows the exception of a failed
-connection attempt (it only calls ``on_connect_fail``), so :class:`_PahoClient` keeps it, and
-:func:`describe_connect_error` turns it into words (a certificate that expired or names another host, a CA
-that did not sign it, nothing listening …). Each distinct failure is logged once; failures an operator must
-fix (TLS trust, refused credentials) go to ``on_problem`` instead, when given (the bridge's problem log says
-them, once, and puts them in the state).
+Connection failures are explained, not just retried: :class:`_PahoClient` keeps the exception of a failed
+connection attempt, and :func:`describe_connect_error` turns it into words (a certificate that expired or
+names another host, a CA that did not sign it, nothing listening …). Each distinct failure is logged once;
+failures an operator must fix (TLS trust, refused credentials) go to ``on_problem`` instead, when given (the
+bridge's problem log says them, once, and puts them in the state).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,13 +45,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..exceptions import Sim7020Error
+from ..reconnect import Backoff
 from .config import MqttConfig
 
 _LOGGER = logging.getLogger(__name__)
 
 
 class _PahoNoiseFilter(logging.Filter):
-    """paho's network thread logs "Client is not connected" at ERROR when a disconnect races its select."""
+    """paho logs "Client is not connected" at ERROR when a disconnect races a read or write."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("Client is not connected")
@@ -69,6 +77,8 @@ MQTT_DISCONNECT_TIMEOUT = 5.0
 MQTT_RECEIVE_MAXIMUM = 100
 #: Bound on the connection attempt of ``sim7020 bridge --check``.
 MQTT_CHECK_TIMEOUT = 15.0
+#: Bounds on the keepalive timer (seconds): it is armed for the next keepalive deadline, within these.
+MQTT_MISC_MIN_INTERVAL = 0.5
 
 # OpenSSL's X509_V_ERR_* codes (ssl.SSLCertVerificationError.verify_code) the bridge explains in words
 _X509_NOT_YET_VALID = 9
@@ -186,11 +196,8 @@ async def check_broker(config: MqttConfig, *, client_id: str, timeout: float = M
 
 
 class _PahoClient(mqtt.Client):
-    """paho's client, remembering why the last connection attempt failed.
-
-    paho's network thread calls :meth:`reconnect` and, when it raises, only calls ``on_connect_fail`` without
-    the exception (paho/mqtt/client.py, ``loop_forever``); keeping it here lets the bridge say why.
-    """
+    """paho's client, remembering why the last connection attempt failed (so that the bridge can say why,
+    whoever called :meth:`reconnect`)."""
 
     last_connect_error: BaseException | None = None
 
@@ -204,22 +211,9 @@ class _PahoClient(mqtt.Client):
         return result
 
 
-def filter_matches(topic_filter: str, topic: str) -> bool:
-    """Whether a message on ``topic`` belongs to the subscription ``topic_filter``.
-
-    A shared subscription (MQTT 5, ``$share/<group>/<filter>``) delivers messages on the topics its
-    ``<filter>`` matches; paho's ``topic_matches_sub`` does not know the prefix.
-    """
-    if topic_filter.startswith("$share/"):
-        parts = topic_filter.split("/", 2)
-        if len(parts) == 3:
-            topic_filter = parts[2]
-    return bool(mqtt.topic_matches_sub(topic_filter, topic))
-
-
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
-    """A received MQTT message, copied out of paho's thread."""
+    """A received MQTT message, copied out of paho's message object."""
 
     topic: str
     payload: bytes
@@ -233,6 +227,31 @@ class IncomingMessage:
 
 MessageHandler = Callable[[IncomingMessage], None]
 ConnectHandler = Callable[[], Awaitable[None] | None]
+
+
+def matching_filter(topic_filter: str) -> str:
+    """The part of a subscription's filter a message topic is matched against: a shared subscription
+    (``$share/<group>/<filter>``) delivers messages on topics of ``<filter>``."""
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        return parts[2] if len(parts) == 3 else topic_filter
+    return topic_filter
+
+
+def _levels_match(filter_levels: list[str], topic: str) -> bool:
+    """MQTT topic matching of a split filter (``+``, ``#``) against a topic; wildcards at the first level do
+    not match topics starting with ``$``."""
+    if topic.startswith("$") and filter_levels and filter_levels[0] in ("+", "#"):
+        return False
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level != "+" and level != topic_levels[index]:
+            return False
+    return len(topic_levels) == len(filter_levels)
 
 
 def _set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
@@ -281,7 +300,20 @@ class MqttClient:
         self._fail_fast = False
         self.v5 = config.protocol == "5"
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._subscriptions: dict[str, tuple[int, MessageHandler]] = {}
+        #: dispatch: exact topics → handler; wildcard filters (split) in subscription order
+        self._exact: dict[str, MessageHandler] = {}
+        self._wildcards: list[tuple[list[str], MessageHandler]] = []
+        # the socket on the loop: the fds watched, a write pending, the keepalive timer, reconnecting
+        self._reader_fd: int | None = None
+        self._writer_fd: int | None = None
+        self._flush_scheduled = False
+        self._misc_timer: asyncio.TimerHandle | None = None
+        self._reconnect_timer: asyncio.TimerHandle | None = None
+        self._connecting: asyncio.Future[Any] | None = None
+        self._closed_socket: asyncio.Event = asyncio.Event()
+        self._backoff = Backoff(MQTT_RECONNECT_MIN_DELAY, MQTT_RECONNECT_MAX_DELAY)
         self._connect_handlers: list[ConnectHandler] = []
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._connected = asyncio.Event()
@@ -301,7 +333,6 @@ class MqttClient:
                 clean_session=not persistent,
             )
         client.manual_ack_set(manual_ack)
-        client.reconnect_delay_set(MQTT_RECONNECT_MIN_DELAY, MQTT_RECONNECT_MAX_DELAY)
         client.max_queued_messages_set(MQTT_MAX_QUEUED)
         client.max_inflight_messages_set(MQTT_MAX_INFLIGHT)
         client.enable_logger(_PAHO_LOGGER)
@@ -326,6 +357,9 @@ class MqttClient:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_socket_open = _set_nodelay
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
         self._client = client
 
     # ------------------------------------------------------------------ lifecycle
@@ -346,19 +380,21 @@ class MqttClient:
         timeout: float | None = None,  # noqa: ASYNC109
         fail_fast: bool = False,
     ) -> None:
-        """Start the network thread and connect (paho keeps reconnecting on its own afterwards).
+        """Connect (and keep reconnecting in the background afterwards, with backoff).
 
         :param wait: wait for the first CONNACK; raise :class:`MqttRefusedError` when the broker refuses us
         :param timeout: bound on that wait (default :data:`MQTT_CONNECT_TIMEOUT`); then
             :class:`MqttError`, naming the last failure. A failure only an operator can fix (TLS trust)
-            ends the wait at once with :class:`MqttError`; paho keeps retrying either way
+            ends the wait at once with :class:`MqttError`; the client keeps retrying either way
         :param fail_fast: raise :class:`MqttError` on the first failed attempt instead of waiting for a retry
         """
         if timeout is None:
             timeout = MQTT_CONNECT_TIMEOUT
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._first_result = self._loop.create_future()
         self._fail_fast = fail_fast
+        self._stopping = False
         kwargs: dict[str, Any] = {"keepalive": self.config.keepalive}
         if self.v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -369,7 +405,7 @@ class MqttClient:
             kwargs["clean_start"] = not self.persistent
             kwargs["properties"] = props
         self._client.connect_async(self.config.host, self.config.port, **kwargs)
-        self._client.loop_start()
+        self._connect_now()
         if wait:
             try:
                 async with asyncio.timeout(timeout):
@@ -381,17 +417,41 @@ class MqttClient:
                 ) from None
 
     async def stop(self) -> None:
-        """Disconnect cleanly (the broker does not publish the will) and stop the network thread."""
-        if self._loop is None:
+        """Disconnect cleanly (the broker does not publish the will) and stop reconnecting."""
+        loop = self._loop
+        if loop is None:
             return
         self._stopping = True
-        if self.connected:
-            self._client.disconnect()
-        try:
-            async with asyncio.timeout(MQTT_DISCONNECT_TIMEOUT):
-                await asyncio.to_thread(self._client.loop_stop)
-        except TimeoutError:
-            _LOGGER.warning("paho's network thread did not stop within %g s", MQTT_DISCONNECT_TIMEOUT)
+        if self._reconnect_timer is not None:
+            self._reconnect_timer.cancel()
+            self._reconnect_timer = None
+        if self._connecting is not None:  # an attempt on the worker thread: let it end (bounded by paho)
+            try:
+                async with asyncio.timeout(MQTT_DISCONNECT_TIMEOUT):
+                    await asyncio.wait({self._connecting})
+            except TimeoutError:
+                _LOGGER.warning(
+                    "%s: a connection attempt did not end within %g s", self.label, MQTT_DISCONNECT_TIMEOUT
+                )
+        if self._client.socket() is not None:
+            self._closed_socket.clear()
+            if self.connected:
+                self._client.disconnect()  # written by the next flush; paho closes the socket after it
+                try:
+                    async with asyncio.timeout(MQTT_DISCONNECT_TIMEOUT):
+                        await self._closed_socket.wait()
+                except TimeoutError:
+                    _LOGGER.warning(
+                        "%s: the broker connection did not close within %g s",
+                        self.label,
+                        MQTT_DISCONNECT_TIMEOUT,
+                    )
+        self._unwatch()
+        if self._client.socket() is not None:
+            self._client._reset_sockets()  # paho has no public close without DISCONNECT
+        if self._misc_timer is not None:
+            self._misc_timer.cancel()
+            self._misc_timer = None
         self._connected.clear()
         for fut in self._pending.values():
             if not fut.done():
@@ -401,13 +461,157 @@ class MqttClient:
             task.cancel()
         self._loop = None
 
+    # ------------------------------------------------------------------ paho on the event loop
+
+    def _connect_now(self) -> None:
+        """One connection attempt: paho's blocking part (resolve, connect, TLS) on a worker thread."""
+        self._reconnect_timer = None
+        loop = self._loop
+        if loop is None or self._stopping or self._connecting is not None:
+            return
+        self._unwatch()
+        self._connecting = loop.run_in_executor(None, self._client.reconnect)
+        self._connecting.add_done_callback(self._connect_attempted)
+
+    def _connect_attempted(self, fut: asyncio.Future[Any]) -> None:
+        self._connecting = None
+        err = fut.exception() if not fut.cancelled() else None
+        if err is None and not fut.cancelled():
+            sock = self._client.socket()
+            loop = self._loop
+            if sock is not None and loop is not None and not self._stopping:
+                fd = sock.fileno()
+                loop.add_reader(fd, self._on_readable)
+                self._reader_fd = fd
+                self._schedule_flush()  # the CONNECT packet (queued on the worker thread)
+                self._arm_misc()  # a broker that never answers the CONNECT is given up at the keepalive
+            return
+        if self._stopping:
+            return
+        if not isinstance(err, OSError):  # a bug or a bad setting (paho's ValueError …): still say why
+            self._client.last_connect_error = err
+        self._on_connect_fail(self._client, None)
+        self._reconnect_later()
+
+    def _reconnect_later(self) -> None:
+        loop = self._loop
+        if (
+            loop is None
+            or self._stopping
+            or self._reconnect_timer is not None
+            or self._connecting is not None
+        ):
+            return
+        delay = self._backoff.fail()
+        _LOGGER.debug("%s: reconnecting in %.1f s", self.label, delay)
+        self._reconnect_timer = loop.call_later(delay, self._connect_now)
+
+    def _unwatch(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            if self._reader_fd is not None:
+                loop.remove_reader(self._reader_fd)
+            if self._writer_fd is not None:
+                loop.remove_writer(self._writer_fd)
+        self._reader_fd = self._writer_fd = None
+
+    def _on_socket_close(self, _client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        if threading.get_ident() == self._loop_thread:  # (a stale socket closed by an attempt: unwatched)
+            self._unwatch()
+            if self._misc_timer is not None:
+                self._misc_timer.cancel()
+                self._misc_timer = None
+            self._closed_socket.set()
+
+    def _on_register_write(self, _client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self._schedule_flush()
+        else:
+            self._call(self._schedule_flush)
+
+    def _on_unregister_write(self, _client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        if self._writer_fd is not None and threading.get_ident() == self._loop_thread:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.remove_writer(self._writer_fd)
+            self._writer_fd = None
+
+    def _schedule_flush(self) -> None:
+        """Write what paho queued once per loop iteration (packets queued together go out together)."""
+        if not self._flush_scheduled and self._loop is not None and self._writer_fd is None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        client = self._client
+        client.loop_write()
+        sock = client.socket()
+        if client.want_write() and sock is not None and self._writer_fd is None and self._loop is not None:
+            fd = sock.fileno()  # the socket is full: write when it drains
+            self._loop.add_writer(fd, self._on_writable)
+            self._writer_fd = fd
+
+    def _on_writable(self) -> None:
+        self._client.loop_write()  # unregisters (remove_writer) once everything is written
+
+    def _on_readable(self) -> None:
+        client = self._client
+        client.loop_read()
+        sock = client.socket()
+        # TLS: records already decrypted wait in the SSL object, not in the socket: read them too
+        while isinstance(sock, ssl.SSLSocket) and sock.pending() and client.socket() is sock:
+            client.loop_read()
+
+    def _arm_misc(self) -> None:
+        """Run paho's keepalive bookkeeping at its next deadline (a PINGREQ, or giving up on the broker)."""
+        loop = self._loop
+        if loop is None:
+            return
+        if self._misc_timer is not None:
+            self._misc_timer.cancel()
+        keepalive = float(self.config.keepalive or 60)
+        client = self._client
+        # paho's bookkeeping (private, read only): the last packet each way, an unanswered PINGREQ
+        last_out = getattr(client, "_last_msg_out", None)
+        last_in = getattr(client, "_last_bytes_received", None)
+        ping = getattr(client, "_ping_t", 0) or 0
+        if isinstance(last_out, float) and isinstance(last_in, float):
+            now = mqtt.time_func()
+            due = min(last_out, last_in) + keepalive
+            if ping > 0:
+                due = min(due, ping + keepalive)
+            delay = min(max(due - now, MQTT_MISC_MIN_INTERVAL), keepalive)
+        else:
+            delay = keepalive / 4
+        self._misc_timer = loop.call_later(delay, self._misc)
+
+    def _misc(self) -> None:
+        self._misc_timer = None
+        if self._client.socket() is None:
+            return
+        self._client.loop_misc()
+        if self._client.socket() is not None:
+            self._arm_misc()
+
     # ------------------------------------------------------------------ subscribe / publish
 
     def subscribe(self, topic_filter: str, handler: MessageHandler, qos: int = 1) -> None:
         """Subscribe now (when connected) and again after every reconnection."""
         self._subscriptions[topic_filter] = (qos, handler)
+        self._index_subscriptions()
         if self.connected:
             self._client.subscribe(topic_filter, qos)
+
+    def _index_subscriptions(self) -> None:
+        self._exact.clear()
+        self._wildcards.clear()
+        for topic_filter, (_qos, handler) in self._subscriptions.items():
+            matched = matching_filter(topic_filter)
+            if "+" in matched or "#" in matched:
+                self._wildcards.append((matched.split("/"), handler))
+            else:
+                self._exact.setdefault(matched, handler)
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge a received message (manual ack mode): call after it is safely stored."""
@@ -446,11 +650,15 @@ class MqttClient:
             self._pending[info.mid] = fut
         return fut
 
-    # ------------------------------------------------------------------ paho thread → loop
+    # ------------------------------------------------------------------ paho callbacks
 
     def _call(self, func: Callable[..., None], *args: Any) -> None:
+        """Run ``func`` on the loop: now when called there (paho's callbacks are), else handed over."""
         loop = self._loop
         if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            func(*args)
             return
         try:
             loop.call_soon_threadsafe(func, *args)
@@ -460,7 +668,7 @@ class MqttClient:
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any, _properties: Any
     ) -> None:
-        # paho thread: subscribe right away (non-blocking), then tell the loop.
+        # subscribe right away (queued, written by the next flush), then tell the owner
         failed = bool(getattr(reason_code, "is_failure", False))
         if not failed:
             for topic_filter, (qos, _handler) in list(self._subscriptions.items()):
@@ -480,6 +688,7 @@ class MqttClient:
             self._failed(text, needs_operator)
             return
         self.connect_count += 1
+        self._backoff.reset()
         self._connected.set()
         if self.last_failure is not None:
             _LOGGER.warning(
@@ -516,7 +725,7 @@ class MqttClient:
             _LOGGER.error("MQTT connect handler failed", exc_info=task.exception())
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
-        # paho thread, inside paho's ``except OSError`` around reconnect()
+        # a connection attempt raised (kept by _PahoClient.reconnect)
         err = client.last_connect_error if isinstance(client, _PahoClient) else None
         text, needs_operator = describe_connect_error(err, self.config)
         self._call(self._failed, text, needs_operator)
@@ -562,7 +771,7 @@ class MqttClient:
         if self._stopping:
             pass
         elif self._connected.is_set():
-            _LOGGER.warning("%s: disconnected from MQTT broker (%s); paho reconnects", self.label, reason)
+            _LOGGER.warning("%s: disconnected from MQTT broker (%s); reconnecting", self.label, reason)
         else:  # the broker dropped us between the TCP connection and its CONNACK
             self._failed(
                 f"the broker closed the connection before accepting it ({reason}); a TLS port without"
@@ -570,6 +779,7 @@ class MqttClient:
                 False,
             )
         self._connected.clear()
+        self._reconnect_later()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         response_topic = None
@@ -594,12 +804,20 @@ class MqttClient:
         self.stats["received"] += 1
         if msg.dup:
             self.stats["redelivered"] += 1
-        for topic_filter, (_qos, handler) in list(self._subscriptions.items()):
-            if filter_matches(topic_filter, msg.topic):
-                handler(msg)
+        handler = self._exact.get(msg.topic)
+        if handler is None:
+            for levels, candidate in self._wildcards:
+                if _levels_match(levels, msg.topic):
+                    handler = candidate
+                    break
+            else:
+                _LOGGER.debug("message on %s matches no subscription; acknowledged and dropped", msg.topic)
+                self.ack(msg.mid, msg.qos)
                 return
-        _LOGGER.debug("message on %s matches no subscription; acknowledged and dropped", msg.topic)
-        self.ack(msg.mid, msg.qos)
+        try:
+            handler(msg)
+        except Exception:  # a handler's bug must not break paho's read of the socket
+            _LOGGER.exception("%s: the handler of a message on %s failed", self.label, msg.topic)
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, mid: int, _reason_code: Any, _properties: Any
@@ -607,7 +825,8 @@ class MqttClient:
         self._call(self._published_on_loop, mid)
 
     def _published_on_loop(self, mid: int) -> None:
-        # The publish call registered the future before this callback could be scheduled (same loop).
+        # The publish call registered the future before the packet was written (the write is deferred to the
+        # loop's next iteration), so before its PUBACK could be read.
         fut = self._pending.pop(mid, None)
         if fut is not None and not fut.done():
             fut.set_result(None)
