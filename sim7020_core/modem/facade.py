@@ -265,12 +265,12 @@ class Modem:
         """Tell plugins (``sim7020_data_received``) and subscribers (a ``DataReceived`` event) that ``data``
         arrived on ``connection`` (transports call it right after the data was queued for its owner)."""
         core = self._core
+        self._usage.count(received=len(data))  # first: whoever looks at usage on this event sees the chunk
         try:
             core.plugins.hook.sim7020_data_received(connection=connection, data=data)
         except Exception:  # a plugin's hook wrapper: the implementations themselves are guarded
             _LOGGER.exception("sim7020_data_received failed")
         core.emit(DataReceived(connection=connection, data=data, state=core.state, status=core.status))
-        self._usage.count(received=len(data))
 
     def data_sent(self, connection: Connection, size: int) -> None:
         """Count ``size`` payload bytes sent on ``connection`` in :attr:`usage` (connections call it after
