@@ -11,10 +11,14 @@ import dataclasses
 import json
 import logging
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sim7020_core import DataUsage, LinkState, UsageChanged
 from sim7020_core.connection import Connection
@@ -22,11 +26,21 @@ from sim7020_core.emulator import Emulator
 from sim7020_core.emulator.peers import TcpPeer, UdpPeer
 from sim7020_core.events import ModemEvent, ModuleReset
 from sim7020_core.modem import Modem, ModemOptions
+from sim7020_core.modem.usage import UsageFileError, read_usage_file, write_usage_file
 from sim7020_core.plugins import make_plugin_manager
 
 from .conftest import FAST, WAIT
 
 TRANSPORTS = ["native", "cip"]
+
+
+def _records() -> st.SearchStrategy[dict[str, Any]]:
+    """Usage records, right and wrong: the fields with any JSON value, present or not."""
+    value = st.none() | st.booleans() | st.integers(-5, 2**64) | st.floats() | st.text(max_size=5)
+    return st.fixed_dictionaries(
+        {},
+        optional={"format": st.just(1) | value, "sent_bytes": value, "received_bytes": value},
+    )
 
 
 def echo(data: bytes) -> bytes:
@@ -329,3 +343,34 @@ def test_data_usage_refuses_impossible_totals() -> None:
     with pytest.raises(ValueError, match="sent_bytes must be a whole number of bytes >= 0, got -3"):
         DataUsage(sent_bytes=-3)
     assert DataUsage(1, 2).plus(sent=3) == DataUsage(4, 2)
+
+
+# ------------------------------------------------------------------------- the file format, any input
+
+
+@given(st.binary(max_size=200) | st.builds(lambda d: json.dumps(d).encode(), _records()))
+def test_reading_any_file_gives_totals_or_a_clear_error(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "usage.json"
+        path.write_bytes(content)
+        error: UsageFileError | None = None
+        try:
+            usage = read_usage_file(path)
+        except UsageFileError as err:
+            error = err
+        if error is not None:
+            assert "usage record" in str(error)
+            assert (Path(tmp) / "usage.json.corrupt").read_bytes() == content  # nothing lost
+        else:
+            assert usage is not None
+            assert usage.sent_bytes >= 0
+            assert usage.received_bytes >= 0
+
+
+@given(st.integers(0, 2**63), st.integers(0, 2**63))
+def test_written_totals_read_back_the_same(sent: int, received: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "usage.json"
+        write_usage_file(path, DataUsage(sent, received))
+        assert read_usage_file(path) == DataUsage(sent, received)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
