@@ -262,7 +262,7 @@ class UsageMeter:
             async with asyncio.timeout(const.USAGE_FILE_TIMEOUT):
                 await asyncio.to_thread(self._write, path, version, usage)
         except (OSError, TimeoutError) as err:
-            self._saved_version = min(self._saved_version, version - 1)  # try again with the next change
+            self._saved_version = min(self._saved_version, version - 1)  # tried again after the interval
             reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
             if reason != self._write_error:  # one line per distinct problem, not one per save
                 self._write_error = reason
