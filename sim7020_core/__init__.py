@@ -6,8 +6,8 @@ tests/core/test_public_api.py):
 - the modem: :class:`Modem` (``await Modem.connect(url)``), :class:`ModemOptions`, the data models
   (:class:`ModemInfo`, :class:`ModemStatus`, :class:`LinkState` …);
 - what a modem publishes: :data:`ModemEvent`, a union of :class:`StateChanged`, :class:`StatusChanged`,
-  :class:`PsmChanged`, :class:`ModuleReset`, :class:`DataReceived` and :class:`ProblemChanged` (with
-  :class:`ModemProblem`, what needs a human);
+  :class:`PsmChanged`, :class:`ModuleReset`, :class:`DataReceived`, :class:`ProblemChanged` (with
+  :class:`ModemProblem`, what needs a human) and :class:`UsageChanged` (with :class:`DataUsage`);
 - data connections and the transport-plugin contract: :class:`Connection`, :class:`Server`,
   :class:`Transport`, :class:`TransportHost`, :class:`Capabilities`, :class:`SessionSetting`;
 - connection lifecycles owned by the library: :class:`PersistentConnection` (opened again after resets and
@@ -44,6 +44,7 @@ from .events import (
     PsmChanged,
     StateChanged,
     StatusChanged,
+    UsageChanged,
 )
 from .exceptions import (
     AtCommandError,
@@ -71,6 +72,7 @@ from .exceptions import (
 from .markers import hookimpl
 from .models import (
     CellInfo,
+    DataUsage,
     LinkState,
     ModemInfo,
     ModemProblem,
@@ -129,6 +131,7 @@ __all__ = [
     "ConnectionClosedError",
     "DataModeError",
     "DataReceived",
+    "DataUsage",
     "LinkState",
     "Modem",
     "ModemAsleepError",
@@ -168,6 +171,7 @@ __all__ = [
     "TransportError",
     "TransportHost",
     "UnsupportedError",
+    "UsageChanged",
     "__version__",
     "async_make_plugin_manager",
     "describe_error",

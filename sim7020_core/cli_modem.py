@@ -49,6 +49,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=CLI_REGISTRATION_TIMEOUT,
         help="seconds to wait for network registration on connect (default %(default)s)",
     )
+    parser.add_argument(
+        "--usage-file",
+        metavar="PATH",
+        default=None,
+        help="keep the data usage totals in this JSON file (read at start, written at the end);"
+        " 'status --json' shows them",
+    )
 
 
 def add_cli(subparsers: Any) -> None:
@@ -117,6 +124,7 @@ async def _with_modem(
         poll_interval=None,
         watchdog_interval=None,
         auto_recover=False,
+        usage_file=args.usage_file or None,
     )
     try:
         if plugins is None:
@@ -161,7 +169,12 @@ async def cmd_status(args: argparse.Namespace) -> int:
         status = await modem.refresh()
         if args.json:
             _print_json(
-                {"info": modem.info.as_dict(), "status": status.as_dict(), "state": modem.state.value}
+                {
+                    "info": modem.info.as_dict(),
+                    "status": status.as_dict(),  # registration, signal, cell (+ neighbours), psm …
+                    "state": modem.state.value,
+                    "usage": modem.usage.as_dict(),  # the totals of --usage-file (zero without)
+                }
             )
             return EXIT_OK
         info = modem.info

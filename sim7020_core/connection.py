@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .exceptions import ConnectionClosedError, PayloadError, Sim7020Error, SocketError, UnsupportedError
+from .models import DataUsage
 
 if TYPE_CHECKING:
     from .at.engine import AtEngine
@@ -101,6 +102,11 @@ class TransportHost(Protocol):
 
     def data_received(self, connection: Connection, data: bytes) -> None:
         """Tell plugins and subscribers that ``data`` arrived on ``connection`` (queued for its owner)."""
+        ...
+
+    def data_sent(self, connection: Connection, size: int) -> None:
+        """Count ``size`` payload bytes sent on ``connection`` (:meth:`Connection.send` and
+        :meth:`Connection.send_to` report each successful send)."""
         ...
 
     async def ready_for_data(self) -> None:
@@ -176,6 +182,12 @@ class Connection:
     :ivar remote_port: the peer's port
     :ivar transport_name: name of the transport that carries it (``native``, ``cip`` …)
     :ivar dropped_bytes: received bytes discarded because the receive queue was full
+
+    Data usage: :attr:`usage` counts the payload bytes of this connection since it opened; every send that
+    succeeds and every chunk that arrives is also reported to the modem (``data_sent``, ``data_received``),
+    which keeps the running totals of all its connections (:attr:`Modem.usage
+    <sim7020_core.modem.Modem.usage>`). Transports need do nothing for it: the counting happens here, in
+    :meth:`send`, :meth:`send_to` and :meth:`_feed`.
     """
 
     def __init__(
@@ -207,6 +219,8 @@ class Connection:
         self._close_callbacks: list[CloseCallback] = []
         self._send_lock = asyncio.Lock()
         self._overflow_warned = False
+        self._sent_bytes = 0
+        self._received_bytes = 0
 
     # ----------------------------------------------------------------- state
 
@@ -219,6 +233,11 @@ class Connection:
     def error(self) -> SocketError | None:
         """Why the connection ended when its owner did not close it (None while open or after close())."""
         return self._error
+
+    @property
+    def usage(self) -> DataUsage:
+        """Payload bytes sent (sends that succeeded) and received on this connection since it opened."""
+        return DataUsage(self._sent_bytes, self._received_bytes)
 
     @property
     def queued_bytes(self) -> int:
@@ -256,6 +275,7 @@ class Connection:
             await self.transport.ready_for_data()
             self._check_open()
             await self._do_send(payload, **options)
+            self._count_sent(len(payload))
 
     async def send_to(self, data: bytes, host: str, port: int, **options: Any) -> None:
         """Send one datagram to another peer than the connected one (``peer_addressing`` transports only).
@@ -270,6 +290,7 @@ class Connection:
             await self.transport.ready_for_data()
             self._check_open()
             await self._do_send_to(payload, host, port, **options)
+            self._count_sent(len(payload))
 
     async def receive(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - public API
         """Return the next received datagram (UDP) or chunk (TCP), waiting up to ``timeout`` seconds.
@@ -354,6 +375,7 @@ class Connection:
         if self._closed or not data:
             return
         size = len(data)
+        self._received_bytes += size
         while self._queue and self._queued_bytes + size > self.buffer_limit:
             old, _ = self._queue.popleft()
             self._queued_bytes -= len(old)
@@ -383,6 +405,11 @@ class Connection:
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             self._run_callback(callback)
+
+    def _count_sent(self, size: int) -> None:
+        """Count a successful send of ``size`` payload bytes, here and in the modem's totals."""
+        self._sent_bytes += size
+        self.transport._notify_sent(self, size)
 
     def _on_consumed(self) -> None:
         """Hook for transports with flow control: the owner read data, the buffer has room again."""
@@ -635,6 +662,17 @@ class Transport(abc.ABC):
     def _forget_server(self, server: Server) -> None:
         if server in self.servers:
             self.servers.remove(server)
+
+    def _notify_sent(self, connection: Connection, size: int) -> None:
+        """Tell the modem that ``size`` payload bytes went out on ``connection`` (its data usage); a failure
+        there is only logged."""
+        data_sent = getattr(self.modem, "data_sent", None)  # a bare host (tests, older hosts) may not have it
+        if data_sent is None:
+            return
+        try:
+            data_sent(connection, size)
+        except Exception:
+            _LOGGER.exception("telling the modem about data sent on %r failed", connection)
 
     def _notify_data(self, connection: Connection, data: bytes) -> None:
         """Tell the modem that data arrived (it calls the ``sim7020_data_received`` hook and publishes a

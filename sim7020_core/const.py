@@ -94,3 +94,8 @@ PERSISTENT_OPEN_TIMEOUT = 60.0  # opening a connection or a server (CSOC + CSOCO
 PERSISTENT_CLOSE_TIMEOUT = 10.0  # closing one (CSOCL, CIPCLOSE …)
 PERSISTENT_RETRY_MIN = 0.5  # first backoff delay of a failed (re)open or delivery
 PERSISTENT_RETRY_MAX = 30.0  # backoff cap of a failed (re)open or delivery
+
+# --- data usage (modem/usage.py) --------------------------------------------------------------
+USAGE_EVENT_INTERVAL = 1.0  # at most one UsageChanged event this often (coalesced)
+USAGE_SAVE_INTERVAL = 5.0  # ModemOptions.usage_file is written at most this often while data flows
+USAGE_FILE_TIMEOUT = 5.0  # reading or writing the usage file (in a worker thread)

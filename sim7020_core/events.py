@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
-from .models import LinkState, ModemProblem, ModemStatus
+from .models import DataUsage, LinkState, ModemProblem, ModemStatus
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -118,9 +118,26 @@ class ProblemChanged:
     status: ModemStatus
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageChanged:
+    """:attr:`Modem.usage <sim7020_core.modem.Modem.usage>` grew: payload was sent or received. Coalesced:
+    at most one event per :data:`~sim7020_core.const.USAGE_EVENT_INTERVAL` (about a second), carrying the
+    totals at the time it is published.
+
+    :ivar usage: the modem's running totals (persisted across module reboots and, with
+        ``ModemOptions.usage_file``, across restarts)
+    :ivar state: the link state at the time
+    :ivar status: the status at the time
+    """
+
+    usage: DataUsage
+    state: LinkState
+    status: ModemStatus
+
+
 #: Everything a modem publishes.
 ModemEvent: TypeAlias = (
-    StateChanged | StatusChanged | ModuleReset | PsmChanged | DataReceived | ProblemChanged
+    StateChanged | StatusChanged | ModuleReset | PsmChanged | DataReceived | ProblemChanged | UsageChanged
 )
 
 __all__ = [
@@ -131,4 +148,5 @@ __all__ = [
     "PsmChanged",
     "StateChanged",
     "StatusChanged",
+    "UsageChanged",
 ]

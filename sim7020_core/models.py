@@ -196,6 +196,36 @@ class PingReply:
     ttl: int
 
 
+@dataclass(frozen=True, slots=True)
+class DataUsage:
+    """Payload bytes carried by a modem's connections (:attr:`Modem.usage
+    <sim7020_core.modem.Modem.usage>`, :attr:`Connection.usage <sim7020_core.connection.Connection.usage>`).
+
+    Counted by the library at the payload level: what owners sent (counted once the send succeeded) and
+    what arrived for them, without IP/UDP/TCP headers, AT framing or the hex encoding some commands use.
+    A network operator meters more (headers, retransmissions, signalling): these totals are a lower bound.
+
+    :ivar sent_bytes: payload bytes sent
+    :ivar received_bytes: payload bytes received
+    """
+
+    sent_bytes: int = 0
+    received_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("sent_bytes", "received_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number of bytes >= 0, got {value!r}")
+
+    def plus(self, sent: int = 0, received: int = 0) -> DataUsage:
+        """These totals with ``sent``/``received`` more bytes."""
+        return DataUsage(self.sent_bytes + sent, self.received_bytes + received)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def csq_to_dbm(csq: int | None) -> int | None:
     """Convert a +CSQ <rssi> (0..31, 99 unknown) to dBm (27.007: 0 → -113 dBm, step 2 dB)."""
     if csq is None or not 0 <= csq <= 31:

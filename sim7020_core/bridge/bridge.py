@@ -3,10 +3,12 @@
 Per modem, under ``<base_topic>/<modem id>/``:
 
 * ``availability``: ``online`` (retained, republished on every connect) / ``offline`` (the retained will);
-* ``state``: retained JSON of :meth:`ModemStatus.as_dict` plus ``link`` (the LinkState), ``modem_id``,
-  ``info`` (identity) and ``problem`` (what needs an operator, see :mod:`.problems`: the bridge's own, why
-  the modem cannot be opened, and :attr:`Modem.problem <sim7020_core.modem.Modem.problem>`; null when all
-  is well), published when it changes (``updated``: when it last did) and on every connect;
+* ``state``: retained JSON of :meth:`ModemStatus.as_dict` (``cell``: the serving cell and its neighbours)
+  plus ``link`` (the LinkState), ``modem_id``, ``info`` (identity), ``usage`` (the modem's data usage,
+  kept in ``<state_dir>/usage-<modem id>.json``) and ``problem`` (what needs an operator, see
+  :mod:`.problems`: the bridge's own, why the modem cannot be opened, and :attr:`Modem.problem
+  <sim7020_core.modem.Modem.problem>`; null when all is well), published when it changes (``updated``: when
+  it last did) and on every connect;
 * ``cmd/<ping|dns|send|at>``: requests (see :mod:`.commands`);
 * Home Assistant device discovery (see :mod:`.discovery`), republished on HA's birth message;
 * routes (see :mod:`.routes`), durable through the sqlite queue in ``state_dir``.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import json
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import DataReceived, ModemEvent, ProblemChanged
 from ..exceptions import ConfigError, PluginError, Sim7020Error, describe_error
-from ..models import LinkState, ModemInfo, ModemProblem, ModemStatus
+from ..models import DataUsage, LinkState, ModemInfo, ModemProblem, ModemStatus
 from ..reconnect import Backoff
 from .commands import CommandHandler
 from .config import BridgeConfig, ModemConfig
@@ -43,7 +46,7 @@ from .mqtt import MQTT_RECEIVE_MAXIMUM, IncomingMessage, MqttClient, MqttError, 
 from .problems import ProblemLog
 from .queue import DurableQueue
 from .routes import RouteRunner
-from .state_dir import open_state_file, prepare_state_dir
+from .state_dir import check_state_file, open_state_file, prepare_state_dir
 
 if TYPE_CHECKING:
     from ..plugins import PluginManager
@@ -71,6 +74,12 @@ MAX_UPLINK_BYTES = 1024 * 1024
 ModemFactory = Callable[[ModemConfig, "PluginManager"], Awaitable[Any]]
 
 
+def usage_file_path(state_dir: Path, modem_id: str) -> Path:
+    """Where the bridge keeps a modem's data usage (``ModemOptions.usage_file``): ``usage-<id>.json`` in
+    the state directory (modem ids are letters, digits, ``_`` and ``-``: a plain file name)."""
+    return state_dir / f"usage-{modem_id}.json"
+
+
 class BridgeError(Sim7020Error):
     """The bridge cannot start (state directory locked, broker refused us …)."""
 
@@ -81,11 +90,16 @@ def payload_limits(plugins: PluginManager) -> dict[str, int | None]:
 
 
 class EmulatedModemFactory:
-    """Opens configured modems; ``device: emulator`` starts a built-in emulated modem first (kept running)."""
+    """Opens configured modems; ``device: emulator`` starts a built-in emulated modem first (kept running).
 
-    def __init__(self) -> None:
+    :param state_dir: the bridge's state directory: each modem keeps its data usage there
+        (:func:`usage_file_path`); None keeps none
+    """
+
+    def __init__(self, state_dir: Path | None = None) -> None:
         self._emulators: dict[str, Any] = {}
         self._urls: dict[str, str] = {}
+        self.state_dir = state_dir
 
     async def __call__(self, modem_cfg: ModemConfig, plugins: PluginManager) -> Any:
         from ..modem import Modem, ModemOptions
@@ -104,6 +118,8 @@ class EmulatedModemFactory:
                 _LOGGER.info("modem %s: built-in emulator on %s", modem_cfg.id, self._urls[modem_cfg.id])
             url = self._urls[modem_cfg.id]
         options = ModemOptions(poll_interval=modem_cfg.poll_interval)
+        if self.state_dir is not None:
+            options = dataclasses.replace(options, usage_file=usage_file_path(self.state_dir, modem_cfg.id))
         modem = await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options, plugin_manager=plugins)
         try:
             if modem_cfg.apn and modem.status.apn != modem_cfg.apn:
@@ -172,6 +188,7 @@ class ModemBridge:
             )
         self.modem: Any = None
         self._idle_link = LinkState.CONNECTING.value  # the state's link while there is no modem
+        self._usage: DataUsage | None = None  # the last modem's totals, shown while there is none
         self._factory = modem_factory
         self._plugins = plugins
         self._ready = asyncio.Event()
@@ -401,6 +418,9 @@ class ModemBridge:
         data["modem_id"] = self.modem_cfg.id
         data["info"] = info.as_dict()
         data["problem"] = self.problems.summary(self.modem_cfg.id)
+        if modem is not None:
+            self._usage = modem.usage
+        data["usage"] = self._usage.as_dict() if self._usage is not None else None
         data["updated"] = round(time.time(), 3)
         return data
 
@@ -481,7 +501,7 @@ class Bridge:
         self.problems = ProblemLog()
         self.queue = DurableQueue(config.state_dir / QUEUE_FILE, on_problem=self._storage_problem)
         self._own_factory = modem_factory is None
-        self.factory: Any = modem_factory or EmulatedModemFactory()
+        self.factory: Any = modem_factory or EmulatedModemFactory(state_dir=config.state_dir)
         self.modems: list[ModemBridge] = []
         self._lock_fd: int | None = None
 
@@ -489,6 +509,7 @@ class Bridge:
         """Lock the state directory, open the queue and start every modem bridge."""
         self._lock_state_dir(self.config.state_dir)
         try:
+            self._check_usage_files()
             await self.queue.open()
             if self.queue.stats["recovered"]:
                 _LOGGER.info(
@@ -543,6 +564,16 @@ class Bridge:
             await self.factory.close()
         await self.queue.close()
         self._unlock_state_dir()
+
+    def _check_usage_files(self) -> None:
+        """The modems' usage files follow the state directory's rules: a symbolic link is refused (the
+        bridge does not start), a file readable by others is narrowed to 0600."""
+        for modem_cfg in self.config.modems:
+            path = usage_file_path(self.config.state_dir, modem_cfg.id)
+            try:
+                check_state_file(path)
+            except OSError as err:
+                raise BridgeError(f"cannot use the usage file {path}: {err.strerror or err}") from err
 
     def _storage_problem(self, text: str | None) -> None:
         if text is not None:

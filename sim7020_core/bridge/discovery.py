@@ -1,9 +1,9 @@
 """Home Assistant MQTT discovery (device-based) for a modem served by the bridge.
 
 One retained config message per modem on ``<prefix>/device/<node>/config`` describes the device and its
-entities (signal, registration, attach, PDN, operator, IP, PSM). Entities read the modem's retained
-``state`` JSON and are available when the bridge is online *and* the modem link is up (``avty_mode: all``);
-a modem asleep in PSM counts as available (sleeping is not an outage).
+entities (signal, registration, attach, PDN, operator, IP, PSM, data sent and received). Entities read the
+modem's retained ``state`` JSON and are available when the bridge is online *and* the modem link is up
+(``avty_mode: all``); a modem asleep in PSM counts as available (sleeping is not an outage).
 """
 
 from __future__ import annotations
@@ -41,6 +41,24 @@ def _binary(node: str, key: str, name: str, field: str, **extra: Any) -> dict[st
         "unique_id": f"{node}_{key}",
         "value_template": "{{ 'ON' if value_json.%s else 'OFF' }}" % field,  # noqa: UP031 - Jinja braces
         **extra,
+    }
+
+
+def _usage_components(node: str, diag: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Data usage: running totals in bytes (``total_increasing``: Home Assistant's utility_meter makes
+    daily or monthly views of them); unknown while the state has no ``usage`` yet."""
+    return {
+        f"data_{direction}": _sensor(
+            node,
+            f"data_{direction}",
+            f"Data {direction}",
+            "{{ value_json.usage.%s_bytes if value_json.usage else None }}" % direction,  # noqa: UP031 - Jinja
+            device_class="data_size",
+            state_class="total_increasing",
+            unit_of_measurement="B",
+            **diag,
+        )
+        for direction in ("sent", "received")
     }
 
 
@@ -118,6 +136,7 @@ def discovery_payload(
             **diag,
         ),
     }
+    components.update(_usage_components(node, diag))
     return {
         "device": device,
         "origin": ORIGIN,

@@ -18,6 +18,7 @@
   settings, retention;
 - :mod:`.settings`: the session settings, re-applied after every initialisation and every wake;
 - :mod:`.transports`: the transports the modem has used;
+- :mod:`.usage`: data usage, the running totals of payload bytes (kept in ``ModemOptions.usage_file``);
 - :mod:`.checks`: what may go into an AT command (values, raw commands).
 
 Life cycle (:attr:`Modem.state`, a :class:`~sim7020_core.models.LinkState`):
@@ -57,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from .. import const
 from ..events import DataReceived, ModemEvent
 from ..exceptions import TransportError
-from ..models import LinkState, ModemInfo, ModemProblem, ModemStatus, PingReply
+from ..models import DataUsage, LinkState, ModemInfo, ModemProblem, ModemStatus, PingReply
 from .core import ModemCore
 from .options import ModemOptions
 from .psm_control import PsmControl
@@ -68,6 +69,7 @@ from .status_reader import StatusReader
 from .supervisor import Supervisor
 from .transports import TransportSet
 from .urcs import UrcWiring
+from .usage import UsageMeter
 
 if TYPE_CHECKING:
     from ..at.engine import AtEngine
@@ -107,6 +109,7 @@ class Modem:
         self._supervisor = Supervisor(core, self._session, self._status, self._psm, self._transports)
         self._urcs = UrcWiring(core, self._status, self._psm, self._supervisor)
         self._services = Services(core, self._status, self._psm, self._session, self._transports)
+        self._usage = UsageMeter(core, self.options.usage_file)
 
     # ------------------------------------------------------------------ construction / closing
 
@@ -146,6 +149,7 @@ class Modem:
 
     async def _open(self) -> None:
         core = self._core
+        await self._usage.load()
         await self._session.open_link()
         async with core.init_lock:
             # URC handlers (ours and the plugins') first: every URC of the initialisation reaches them.
@@ -177,6 +181,7 @@ class Modem:
         await self._supervisor.stop()
         await core.cancel_background()
         await self._transports.close()
+        await self._usage.close()  # after the connections: their last bytes are in the file
         self._urcs.remove()
         await core.bounded(self._session.close_link(), "closing the link")
         core.awake.set()
@@ -260,11 +265,27 @@ class Modem:
         """Tell plugins (``sim7020_data_received``) and subscribers (a ``DataReceived`` event) that ``data``
         arrived on ``connection`` (transports call it right after the data was queued for its owner)."""
         core = self._core
+        self._usage.count(received=len(data))  # first: whoever looks at usage on this event sees the chunk
         try:
             core.plugins.hook.sim7020_data_received(connection=connection, data=data)
         except Exception:  # a plugin's hook wrapper: the implementations themselves are guarded
             _LOGGER.exception("sim7020_data_received failed")
         core.emit(DataReceived(connection=connection, data=data, state=core.state, status=core.status))
+
+    def data_sent(self, connection: Connection, size: int) -> None:
+        """Count ``size`` payload bytes sent on ``connection`` in :attr:`usage` (connections call it after
+        every send that succeeded)."""
+        self._usage.count(sent=size)
+
+    @property
+    def usage(self) -> DataUsage:
+        """Payload bytes sent and received by all the connections of this modem: running totals, not reset
+        by module reboots, and kept across restarts in ``ModemOptions.usage_file`` when it is set (else they
+        start from zero with each :class:`Modem`). Counted by the library for every transport (sends that
+        succeeded, data that arrived); a :class:`~sim7020_core.events.UsageChanged` event tells changes, at
+        most about once a second. Per connection: :attr:`Connection.usage
+        <sim7020_core.connection.Connection.usage>`."""
+        return self._usage.usage
 
     async def ready_for_data(self) -> None:
         """Wait until data may go out (connections call it before every send): the module is awake (woken

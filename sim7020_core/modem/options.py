@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,6 +35,12 @@ class ModemOptions:
     :param sim_busy_retries: retries of a SIM command answered ``+CME ERROR: 14`` (SIM busy)
     :param reconnect_min_delay: first backoff delay of recovery
     :param reconnect_max_delay: cap of the recovery backoff
+    :param usage_file: where :attr:`Modem.usage` is kept (JSON), so the running totals of payload bytes
+        survive a restart of the process (module reboots never reset them); read at connect, written
+        atomically in a worker thread at most every :data:`~sim7020_core.const.USAGE_SAVE_INTERVAL` while
+        data flows and on :meth:`Modem.close`. A symbolic link is not followed; a file that cannot be read
+        or is not a usage record is logged and counting starts from zero (a corrupt one is kept aside as
+        ``<name>.corrupt``). None: the totals start from zero with each :class:`Modem`
     """
 
     registration_timeout: float = 30.0
@@ -47,6 +54,7 @@ class ModemOptions:
     sim_busy_retries: int = 10
     reconnect_min_delay: float = 1.0
     reconnect_max_delay: float = 60.0
+    usage_file: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         if self.psm_policy not in ("wait", "fail"):
@@ -67,6 +75,10 @@ class ModemOptions:
             raise ValueError(f"watchdog_max_failures must be at least 1, got {self.watchdog_max_failures!r}")
         if self.sim_busy_retries < 0:
             raise ValueError(f"sim_busy_retries must not be negative, got {self.sim_busy_retries!r}")
+        if self.usage_file is not None and (
+            not isinstance(self.usage_file, str | os.PathLike) or not os.fspath(self.usage_file)
+        ):
+            raise ValueError(f"usage_file must be a file path or None, got {self.usage_file!r}")
 
 
 __all__ = ["ModemOptions", "PsmPolicy", "WakeCallback"]

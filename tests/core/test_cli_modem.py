@@ -12,6 +12,7 @@ import json
 import socket
 import threading
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -85,6 +86,56 @@ def test_status_json(emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[s
     assert data["status"]["registration"] == "home"
     assert data["status"]["rssi_dbm"] == -73
     assert data["status"]["psm"]["state"] == "awake"
+
+
+def test_status_json_shows_the_serving_cell_and_its_neighbours(
+    emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(emulator, capsys, "status", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    cell = data["status"]["cell"]
+    assert emulator.emu is not None
+    served = emulator.emu.cell  # what the emulated network is set up with
+    assert (cell["pci"], cell["earfcn"], cell["band"], cell["ecl"]) == (
+        served.pci,
+        served.earfcn,
+        served.band,
+        served.ecl,
+    )
+    assert (cell["tac"], cell["cell_id"]) == (served.tac, served.cell_id)
+    assert [(n["earfcn"], n["pci"], n["rsrp_dbm"]) for n in cell["neighbours"]] == [
+        (n.earfcn, n.pci, n.rsrp) for n in served.neighbours
+    ]
+    assert data["status"]["psm"]["enabled"] is False
+    assert data["usage"] == {"sent_bytes": 0, "received_bytes": 0}  # no --usage-file: this process only
+
+
+def test_status_json_shows_the_usage_kept_by_earlier_commands(
+    emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    usage_file = str(tmp_path / "usage.json")
+    peer = UdpEcho()
+    try:
+        for _ in range(2):
+            code, _, err = run(
+                emulator,
+                capsys,
+                "send",
+                "127.0.0.1",
+                str(peer.port),
+                "hi there",
+                "--wait-response",
+                "5",
+                "--usage-file",
+                usage_file,
+            )
+            assert code == 0, err
+    finally:
+        peer.close()
+    code, out, err = run(emulator, capsys, "status", "--json", "--usage-file", usage_file)
+    assert code == 0, err
+    assert json.loads(out)["usage"] == {"sent_bytes": 16, "received_bytes": 26}  # "echo:hi there" twice
 
 
 def test_at_prints_lines_and_ok(emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,6 +27,7 @@ EXPECTED = {
     "PingReply",
     "ModemProblem",
     "ProblemKind",
+    "DataUsage",
     # what a modem publishes
     "ModemEvent",
     "StateChanged",
@@ -35,6 +36,7 @@ EXPECTED = {
     "ModuleReset",
     "DataReceived",
     "ProblemChanged",
+    "UsageChanged",
     # data connections and the transport-plugin contract
     "Connection",
     "Server",
