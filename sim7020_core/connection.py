@@ -30,7 +30,7 @@ import abc
 import asyncio
 import collections
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -641,6 +641,20 @@ class Transport(abc.ABC):
                 await item.close()
             except Sim7020Error as exc:
                 _LOGGER.debug("closing %r failed: %s", item, exc)
+
+    @classmethod
+    def check_options(cls, protocol: str, options: Mapping[str, Any], *, server: bool = False) -> None:
+        """Check ``options`` as :meth:`open_connection` (or, with ``server``, :meth:`listen`) would take them
+        for ``protocol``, without a modem and without sending anything: option names, values and ranges.
+
+        Configuration is checked with it before it is used (``sim7020 check-config`` checks each bridge
+        route's ``options``), so a mistake is reported at once instead of when the route first opens.
+        Transports override it; the default checks nothing.
+
+        :raises UnsupportedError: an option this transport does not have, or not for this protocol
+        :raises ValueError: an option's value (the message names the option, the value and what is allowed)
+        """
+        return None  # nothing known to check: the transport checks its options when it opens
 
     def check_protocol(self, protocol: str) -> str:
         """Return the normalised protocol name or raise UnsupportedError naming what is supported."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
@@ -53,7 +54,8 @@ from ._cipcore import (
     session_for,
     split_link,
 )
-from ._common import BackgroundTasks, UrcHandlers, check_ip, check_options, check_port, urc_fields
+from ._common import BackgroundTasks, UrcHandlers, check_ip, check_port, urc_fields
+from ._common import check_options as _check_names
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import AtEngine, Urc
@@ -159,7 +161,7 @@ class CipConnection(Connection):
 
     async def _do_send(self, data: bytes, **options: Any) -> None:
         wait_ack = bool(options.pop("wait_ack", False))
-        check_options(self.transport_name, options, _SEND_OPTIONS)
+        _check_names(self.transport_name, options, _SEND_OPTIONS)
         timed = timed_send_seconds(options.pop("timed_send", self.timed_send))
         if wait_ack and self.protocol != "tcp":
             raise UnsupportedError("wait_ack needs a TCP connection (UDP data is never acknowledged)")
@@ -347,15 +349,10 @@ class CipTransport(CipLayerReclaim, Transport):
         proto = self.check_protocol(protocol)
         addr = check_ip(ip)
         check_port(port)
-        check_options(self.name, options, _OPTIONS)
-        _check_receive_mode(options.get("receive_mode"))
+        self.check_options(proto, options)
         close_mode = options.pop("close_mode", "slow")
-        if close_mode not in ("quick", "slow"):
-            raise ValueError(f"close_mode must be 'quick' or 'slow', not {close_mode!r}")
         kw = {"buffer_limit": options.pop("buffer_limit")} if "buffer_limit" in options else {}
         keepalive = keepalive_args(options.pop("keepalive", None))
-        if proto == "udp" and keepalive is not None:
-            raise UnsupportedError("keepalive is for TCP connections")
         timed = timed_send_seconds(options.pop("timed_send", None))
         async with self._lock:
             link = self._free_link()
@@ -396,6 +393,22 @@ class CipTransport(CipLayerReclaim, Transport):
         ids = ", ".join(f"{n}: {c!r}" for n, c in sorted(self._links.items()))
         raise SocketError(f"all {MAX_LINKS} CIP links are in use ({ids}); close one first")
 
+    @classmethod
+    def check_options(cls, protocol: str, options: Mapping[str, Any], *, server: bool = False) -> None:
+        """Check link (or, with ``server``, server) options without a modem (see
+        :meth:`Transport.check_options <sim7020_core.connection.Transport.check_options>`)."""
+        _check_names(cls.name, options, _SERVER_OPTIONS if server else _OPTIONS)
+        _check_receive_mode(options.get("receive_mode"))
+        if server:
+            return
+        close_mode = options.get("close_mode", "slow")
+        if close_mode not in ("quick", "slow"):
+            raise ValueError(f"close_mode must be 'quick' or 'slow', not {close_mode!r}")
+        keepalive = keepalive_args(options.get("keepalive"))
+        if str(protocol).lower() == "udp" and keepalive is not None:
+            raise UnsupportedError("keepalive is for TCP connections")
+        timed_send_seconds(options.get("timed_send"))
+
     async def _apply_settings(self, quick_send: bool | None = None, receive_mode: str | None = None) -> None:
         engine = self.engine
         _check_receive_mode(receive_mode)
@@ -419,8 +432,7 @@ class CipTransport(CipLayerReclaim, Transport):
         :raises SocketError: a server is already running, or the module refused
         """
         check_port(port)
-        check_options(self.name, options, _SERVER_OPTIONS)
-        _check_receive_mode(options.get("receive_mode"))
+        self.check_options("tcp", options, server=True)
         backlog = options.pop("backlog", None)
         buffer_limit = options.pop("buffer_limit", None)
         async with self._lock:

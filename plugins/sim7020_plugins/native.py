@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
@@ -56,11 +56,13 @@ from ._common import (
     BackgroundTasks,
     UrcHandlers,
     check_ip,
-    check_options,
     check_port,
     parse_int,
     unquote,
     urc_fields,
+)
+from ._common import (
+    check_options as _check_names,
 )
 
 if TYPE_CHECKING:
@@ -218,7 +220,7 @@ class NativeConnection(Connection):
 
     async def _do_send(self, data: bytes, **options: Any) -> None:
         wait_ack = bool(options.pop("wait_ack", False))
-        check_options(self.transport_name, options, ())
+        _check_names(self.transport_name, options, ())
         if wait_ack and (not self.transport.send_ack or self.protocol != "tcp"):
             raise UnsupportedError("wait_ack needs a TCP connection opened with send_ack=True")
         for how, piece in self._plan(data):
@@ -347,16 +349,10 @@ class NativeTransport(Transport):
         proto = self.check_protocol(protocol)
         addr = check_ip(ip)
         check_port(port)
-        check_options(self.name, options, _OPTIONS)
+        self.check_options(proto, options)
         send_mode = options.pop("send_mode", "auto")
-        if send_mode not in ("auto", "hex", "data"):
-            raise ValueError(f"send_mode must be 'auto', 'hex' or 'data', not {send_mode!r}")
         manual = bool(options.pop("manual_receive", False))
         keepalive = _keepalive_args(options.pop("keepalive", None))
-        if proto == "udp" and manual:
-            raise UnsupportedError("manual_receive is for TCP (a manual read would merge UDP datagrams)")
-        if proto == "udp" and keepalive is not None:
-            raise UnsupportedError("keepalive is for TCP connections")
         kw = {"buffer_limit": options.pop("buffer_limit")} if "buffer_limit" in options else {}
         async with self._reserve():  # the lock covers the id bookkeeping, not the (slow) connect
             await self._apply_settings(**options)
@@ -384,6 +380,28 @@ class NativeTransport(Transport):
         self._register(conn)
         return conn
 
+    @classmethod
+    def check_options(cls, protocol: str, options: Mapping[str, Any], *, server: bool = False) -> None:
+        """Check connection (or, with ``server``, server) options without a modem (see
+        :meth:`Transport.check_options <sim7020_core.connection.Transport.check_options>`)."""
+        _check_names(cls.name, options, _SERVER_OPTIONS if server else _OPTIONS)
+        receive_mode = options.get("receive_mode")
+        if receive_mode is not None and receive_mode not in ("hex", "raw"):
+            raise ValueError(f"receive_mode must be 'hex' or 'raw', not {receive_mode!r}")
+        if server:
+            if options.get("local_ip"):
+                check_ip(options["local_ip"])
+            return
+        send_mode = options.get("send_mode", "auto")
+        if send_mode not in ("auto", "hex", "data"):
+            raise ValueError(f"send_mode must be 'auto', 'hex' or 'data', not {send_mode!r}")
+        keepalive = _keepalive_args(options.get("keepalive"))
+        udp = str(protocol).lower() == "udp"
+        if udp and options.get("manual_receive"):
+            raise UnsupportedError("manual_receive is for TCP (a manual read would merge UDP datagrams)")
+        if udp and keepalive is not None:
+            raise UnsupportedError("keepalive is for TCP connections")
+
     async def listen(self, port: int, **options: Any) -> NativeServer:
         """Start the module's TCP server on ``port`` (``AT+CSOC``, ``AT+CSOB``, ``AT+CSOLIS``).
 
@@ -394,7 +412,7 @@ class NativeTransport(Transport):
         :raises ValueError: ``local_ip`` is not an IP address
         """
         check_port(port)
-        check_options(self.name, options, _SERVER_OPTIONS)
+        self.check_options("tcp", options, server=True)
         if any(isinstance(s, NativeServer) for s in self._sockets.values()):
             raise SocketError("the module already runs its one TCP server (close it first)")
         given_ip = options.pop("local_ip", None)

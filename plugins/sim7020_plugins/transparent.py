@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
 from sim7020_core.connection import Capabilities, Connection, Transport
-from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, SocketError
+from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, SocketError, UnsupportedError
 from sim7020_core.hookspecs import hookimpl
 
 from ._cipcore import SingleLinkTransport
-from ._common import check_ip, check_options, check_port
+from ._common import check_ip, check_port
+from ._common import check_options as _check_names
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import Urc
@@ -82,7 +84,7 @@ class TransparentConnection(Connection):
         self._flush: asyncio.TimerHandle | None = None
 
     async def _do_send(self, data: bytes, **options: Any) -> None:
-        check_options(self.transport_name, options, ())
+        _check_names(self.transport_name, options, ())
         if not self.in_data_mode:
             await self._resume()
         await self.transport.modem.engine.write_raw(data)
@@ -225,6 +227,17 @@ class TransparentTransport(SingleLinkTransport[TransparentConnection]):
             return
         conn._link_gone(ConnectionClosedError(f"{conn!r}: closed while in command mode ({urc.line})"))
 
+    @classmethod
+    def check_options(cls, protocol: str, options: Mapping[str, Any], *, server: bool = False) -> None:
+        """Check link options without a modem (see :meth:`Transport.check_options
+        <sim7020_core.connection.Transport.check_options>`)."""
+        if server:
+            raise UnsupportedError(f"transport {cls.name!r} has no server mode")
+        _check_names(cls.name, options, _OPTIONS)
+        guard = options.get("guard_time", const.DATA_MODE_GUARD_TIME)
+        if isinstance(guard, bool) or not isinstance(guard, int | float) or guard <= 0:
+            raise ValueError(f"guard_time must be a positive number of seconds, not {guard!r}")
+
     async def open_connection(
         self, protocol: str, ip: str, port: int, **options: Any
     ) -> TransparentConnection:
@@ -236,10 +249,8 @@ class TransparentTransport(SingleLinkTransport[TransparentConnection]):
         proto = self.check_protocol(protocol)
         addr = check_ip(ip)
         check_port(port)
-        check_options(self.name, options, _OPTIONS)
+        self.check_options(proto, options)
         guard = float(options.pop("guard_time", const.DATA_MODE_GUARD_TIME))
-        if guard <= 0:
-            raise ValueError(f"guard_time must be positive, not {guard!r}")
         kw = {"buffer_limit": options.pop("buffer_limit")} if "buffer_limit" in options else {}
         conn = TransparentConnection(self, proto, str(addr), port, **kw)
         conn.guard_time = guard

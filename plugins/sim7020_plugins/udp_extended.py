@@ -18,15 +18,17 @@ Wire formats (application note 6.4; the SIM800-compatible layer of :mod:`._cipco
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sim7020_core import const
 from sim7020_core.connection import Address, Capabilities, Connection, Transport
-from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, SocketError
+from sim7020_core.exceptions import AtCommandError, ConnectionClosedError, SocketError, UnsupportedError
 from sim7020_core.hookspecs import hookimpl
 
 from ._cipcore import CIPSEND_MAX, SETTING_TIMEOUT, SingleLinkTransport
-from ._common import check_ip, check_options, check_port
+from ._common import check_ip, check_port
+from ._common import check_options as _check_names
 
 if TYPE_CHECKING:
     from sim7020_core.at.engine import Urc
@@ -61,11 +63,11 @@ class UdpExtendedConnection(Connection):
         self._target: Address = (host, port)  # where AT+CIPSEND goes now
 
     async def _do_send(self, data: bytes, **options: Any) -> None:
-        check_options(self.transport_name, options, ())
+        _check_names(self.transport_name, options, ())
         await self._send(data, (self.remote_host, self.remote_port))
 
     async def _do_send_to(self, data: bytes, host: str, port: int, **options: Any) -> None:
-        check_options(self.transport_name, options, ())
+        _check_names(self.transport_name, options, ())
         addr = check_ip(host)
         check_port(port)
         await self._send(data, (str(addr), port))
@@ -124,6 +126,17 @@ class UdpExtendedTransport(SingleLinkTransport[UdpExtendedConnection]):
         )
         self._sender: Address | None = None
 
+    @classmethod
+    def check_options(cls, protocol: str, options: Mapping[str, Any], *, server: bool = False) -> None:
+        """Check link options without a modem (see :meth:`Transport.check_options
+        <sim7020_core.connection.Transport.check_options>`)."""
+        if server:
+            raise UnsupportedError(f"transport {cls.name!r} has no server mode")
+        _check_names(cls.name, options, _OPTIONS)
+        local_port = options.get("local_port")
+        if local_port is not None:
+            check_port(local_port, "local_port")
+
     async def open_connection(
         self, protocol: str, ip: str, port: int, **options: Any
     ) -> UdpExtendedConnection:
@@ -135,10 +148,8 @@ class UdpExtendedTransport(SingleLinkTransport[UdpExtendedConnection]):
         self.check_protocol(protocol)
         addr = check_ip(ip)
         check_port(port)
-        check_options(self.name, options, _OPTIONS)
+        self.check_options(protocol, options)
         local_port = options.get("local_port")
-        if local_port is not None:
-            check_port(local_port, "local_port")
         kw = {"buffer_limit": options["buffer_limit"]} if "buffer_limit" in options else {}
         conn = UdpExtendedConnection(self, str(addr), port, **kw)
         async with self._opening(

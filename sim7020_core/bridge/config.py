@@ -23,7 +23,7 @@ import voluptuous as vol
 import yaml
 from paho.mqtt.client import topic_matches_sub
 
-from ..exceptions import ConfigError, PluginError
+from ..exceptions import ConfigError, PluginError, Sim7020Error
 from ..modem.checks import apn_problem, host_problem
 
 if TYPE_CHECKING:
@@ -774,6 +774,8 @@ def validate_config(
             errors.add(
                 [*where, "group"], f"group {group!r} shares the uplink subscription; the route has no uplink"
             )
+        if plugins is not None:
+            _check_route_options(plugins, r, where, errors)
         uplink = tuple(r.get("uplink") or ())
         downlink = r.get("downlink")
         if downlink is not None:
@@ -821,6 +823,26 @@ def validate_config(
     return BridgeConfig(
         mqtt=mqtt, state_dir=state_dir, modems=tuple(modems), routes=tuple(routes), source=source
     )
+
+
+def _check_route_options(
+    plugins: PluginManager, route: dict[str, Any], where: list[Any], errors: _Errors
+) -> None:
+    """A route's ``options`` as its transport will take them (:meth:`Transport.check_options
+    <sim7020_core.connection.Transport.check_options>`): names, values and ranges, before anything opens."""
+    try:
+        transport = plugins.transport_class(route["transport"])
+    except PluginError:
+        return  # already reported: the transport is not installed
+    options = dict(route.get("options") or {})
+    try:
+        transport.check_options(route["protocol"], options, server="listen_port" in route)
+    except (ValueError, TypeError, Sim7020Error) as err:
+        errors.add([*where, "options"], str(err))
+    except Exception as err:  # noqa: BLE001 - a third-party transport's bug: say whose, do not crash
+        errors.add(
+            [*where, "options"], f"transport {route['transport']!r} could not check its options: {err!r}"
+        )
 
 
 def summary(config: BridgeConfig) -> str:

@@ -411,3 +411,59 @@ def test_group_name_validation_never_crashes(text: str) -> None:
         assert not set(text) & set("/+#")
         assert text.isprintable()
         assert len(text) <= 64
+
+
+ROUTE_WITH_OPTIONS = """\
+mqtt: {host: 127.0.0.1}
+modems:
+  - id: gw1
+    device: socket://127.0.0.1:7020
+routes:
+  - name: r
+    modem: gw1
+    transport: %s
+    protocol: %s
+    host: 127.0.0.1
+    port: 5683
+    uplink: up/r
+    options: %s
+"""
+
+
+@pytest.mark.parametrize(
+    ("transport", "protocol", "options", "expected"),
+    [
+        ("cip", "tcp", "{keepalive: [10, 60, 3]}", "keepalive idle_s must be an integer from 30 to 7200"),
+        ("cip", "tcp", "{timed_send: 500}", "timed_send"),
+        ("cip", "udp", "{keepalive: true}", "keepalive is for TCP connections"),
+        ("cip", "tcp", "{close_mode: later}", "close_mode must be 'quick' or 'slow'"),
+        ("native", "udp", "{colour: red}", "has no option(s) colour (known: "),
+        ("native", "udp", "{receive_mode: binary}", "receive_mode must be 'hex' or 'raw'"),
+        ("native", "udp", "{manual_receive: true}", "manual_receive is for TCP"),
+        ("native", "tcp", "{keepalive: [0, 1, 1]}", "keepalive must be True, False or (idle_s"),
+    ],
+)
+def test_check_config_refuses_route_options_the_transport_would_refuse(
+    tmp_path: Path, transport: str, protocol: str, options: str, expected: str
+) -> None:
+    """A wrong transport option is reported by check-config, naming the route's options and the line, not
+    only when the route first opens (and then retried forever)."""
+    path = write(tmp_path, ROUTE_WITH_OPTIONS % (transport, protocol, options))
+    errors = errors_of(path)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"{path}:13: routes[0].options: "), errors[0]
+    assert expected in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("transport", "protocol", "options"),
+    [
+        ("cip", "tcp", "{keepalive: [60, 60, 3], timed_send: 5, close_mode: quick}"),
+        ("native", "tcp", "{keepalive: true, send_mode: hex, receive_mode: raw}"),
+    ],
+)
+def test_route_options_the_transport_takes_pass_check_config(
+    tmp_path: Path, transport: str, protocol: str, options: str
+) -> None:
+    config = load_config(write(tmp_path, ROUTE_WITH_OPTIONS % (transport, protocol, options)), plugins=PLUGINS)
+    assert config.routes[0].options
