@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..models import NetworkSettings
+
 PsmPolicy = Literal["wait", "fail"]
 #: ``wake(modem)`` with the :class:`~sim7020_core.modem.Modem`, plain or async; returns whether the wake-up
 #: was triggered (None counts as yes).
@@ -34,6 +36,9 @@ class ModemOptions:
     :param sim_busy_retries: retries of a SIM command answered ``+CME ERROR: 14`` (SIM busy)
     :param reconnect_min_delay: first backoff delay of recovery
     :param reconnect_max_delay: cap of the recovery backoff
+    :param network: network settings (APN, PSM, eDRX, bands, operator, fallback DNS) applied at connect
+        and kept by the modem, which applies them again after every module reset
+        (:attr:`Modem.network_settings`); None leaves the module as it is
     """
 
     registration_timeout: float = 30.0
@@ -47,6 +52,7 @@ class ModemOptions:
     sim_busy_retries: int = 10
     reconnect_min_delay: float = 1.0
     reconnect_max_delay: float = 60.0
+    network: NetworkSettings | None = None
 
     def __post_init__(self) -> None:
         if self.psm_policy not in ("wait", "fail"):
