@@ -311,7 +311,8 @@ class Modem:
         session or the library's view of it. Settings the library models (PSM, eDRX, APN, bands, operator,
         attach, PDP context, sockets and CIP links, retention, DNS, ping) are refused naming the API to use
         instead; so are the driver's own session settings (echo, ``AT+CMEE``, ``AT+CEREG``,
-        ``AT+CPSMSTATUS``) and whatever is not on the list. Chained commands (``AT+CSQ;+CGATT?``, ``ATE0&F``) are checked one by one.
+        ``AT+CPSMSTATUS``) and whatever is not on the list. Chained commands (``AT+CSQ;+CGATT?``,
+        ``ATE0&F``) are checked one by one.
 
         :param allow_unsafe: send the command without checking it (you own the consequences)
         :raises ValueError: not a single AT command line
