@@ -155,6 +155,15 @@ def dns_server_problem(value: object) -> str | None:
     return None
 
 
+def is_ipv4_literal(value: str) -> bool:
+    """True when ``value`` is an IPv4 address."""
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def dns_servers_problem(value: object) -> str | None:
     """What is wrong with ``value`` as the list of fallback DNS servers (0 to 2 IPv4 addresses)."""
     if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
@@ -234,6 +243,7 @@ __all__ = [
     "edrx_bits",
     "edrx_cycle_problem",
     "edrx_cycle_s",
+    "is_ipv4_literal",
     "operator_problem",
     "paging_window_s",
     "psm_timer_problem",
