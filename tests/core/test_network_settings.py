@@ -260,7 +260,8 @@ async def test_a_module_reboot_keeps_every_setting_applied() -> None:
                 3600,
                 60,
             )
-            assert status.edrx.enabled and status.edrx.requested_cycle_s == 40.96
+            assert status.edrx.enabled
+            assert status.edrx.requested_cycle_s == 40.96
             assert status.registration == "home"
             assert emu.state.cops_mode == 1
             assert await modem.resolve("example.com") == ["127.0.0.1"]
@@ -371,7 +372,8 @@ def test_cdnscfg_answers_in_both_layouts(primary: str, secondary: str, quoted: b
 @given(st.sampled_from(EDRX_CYCLE_VALUES), st.integers(0, 15))
 def test_cedrx_answers_carry_the_request_and_the_grant(cycle: float, window: int) -> None:
     bits = edrx_bits(cycle)
-    assert bits is not None and edrx_cycle_s(bits) == cycle
+    assert bits is not None
+    assert edrx_cycle_s(bits) == cycle
     ptw = format(window, "04b")
     assert parse_cedrxrdp([f'+CEDRXRDP: 5,"{bits}","{bits}","{ptw}"']) == (bits, bits, ptw)
     assert parse_cedrxs([f'+CEDRXS: 5,"{bits}"']) == (True, bits)
