@@ -103,15 +103,10 @@ class EmulatedModemFactory:
                 self._emulators[modem_cfg.id] = emu
                 _LOGGER.info("modem %s: built-in emulator on %s", modem_cfg.id, self._urls[modem_cfg.id])
             url = self._urls[modem_cfg.id]
-        options = ModemOptions(poll_interval=modem_cfg.poll_interval)
-        modem = await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options, plugin_manager=plugins)
-        try:
-            if modem_cfg.apn and modem.status.apn != modem_cfg.apn:
-                await modem.set_apn(modem_cfg.apn)
-        except BaseException:
-            await modem.close()  # a half-opened modem would go on recovering after the bridge stopped
-            raise
-        return modem
+        # The modem applies the network settings (apn, the network: block) at connect and after every
+        # module reset; the APN only when the module's differs (no radio cycle for a kept one).
+        options = ModemOptions(poll_interval=modem_cfg.poll_interval, network=modem_cfg.network)
+        return await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options, plugin_manager=plugins)
 
     def emulator(self, modem_id: str) -> Any:
         """The built-in emulator of a modem (None when the modem is a real device)."""
