@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import json
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import ModemEvent, ProblemChanged
 from ..exceptions import ConfigError, PluginError, Sim7020Error, describe_error
-from ..models import LinkState, ModemInfo, ModemProblem, ModemStatus
+from ..models import LinkState, ModemInfo, ModemProblem, ModemStatus, NetworkSettings
 from ..reconnect import Backoff
 from .commands import CommandHandler
 from .config import BridgeConfig, ModemConfig
@@ -105,7 +106,10 @@ class EmulatedModemFactory:
             url = self._urls[modem_cfg.id]
         # The modem applies the network settings (apn, the network: block) at connect and after every
         # module reset; the APN only when the module's differs (no radio cycle for a kept one).
-        options = ModemOptions(poll_interval=modem_cfg.poll_interval, network=modem_cfg.network)
+        network = modem_cfg.network
+        if modem_cfg.apn and (network is None or network.apn is None):  # a configuration built in code
+            network = dataclasses.replace(network or NetworkSettings(), apn=modem_cfg.apn)  # checks it
+        options = ModemOptions(poll_interval=modem_cfg.poll_interval, network=network)
         return await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options, plugin_manager=plugins)
 
     def emulator(self, modem_id: str) -> Any:
