@@ -23,7 +23,8 @@ from .version import __version__
 #: Modules that contribute subcommands, in the order they appear in ``--help``.
 CLI_MODULES = (
     "sim7020_core.emulator.cli",  # emulator
-    "sim7020_core.cli_modem",  # status, at, ping, dns, send
+    "sim7020_core.cli_modem",  # status, at, ping, send
+    "sim7020_core.cli_network",  # psm, edrx, bands, operator, dns, apn
     "sim7020_core.bridge.cli",  # bridge, check-config, demo
     "sim7020_core.sessions.cli",  # record, replay
 )

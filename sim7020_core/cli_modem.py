@@ -85,10 +85,7 @@ def add_cli(subparsers: Any) -> None:
     )
     p.set_defaults(func=cmd_ping)
 
-    p = subparsers.add_parser("dns", help="resolve a host name with the modem's DNS")
-    _common(p)
-    p.add_argument("host")
-    p.set_defaults(func=cmd_dns)
+    # dns: registered by cli_network (HOST resolves with cmd_dns below; SERVERs set the DNS servers)
 
     p = subparsers.add_parser("send", help="send one payload over UDP/TCP and optionally print the answer")
     _common(p)

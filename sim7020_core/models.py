@@ -6,6 +6,18 @@ import enum
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .netvalues import (
+    PSM_ACTIVE_MAX_S,
+    PSM_TAU_MAX_S,
+    apn_problem,
+    bands_problem,
+    check,
+    dns_servers_problem,
+    edrx_cycle_problem,
+    operator_problem,
+    psm_timer_problem,
+)
+
 
 class Registration(enum.StrEnum):
     """Network registration state (+CEREG/+CGREG <stat>)."""
@@ -167,6 +179,22 @@ class CellInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class EdrxStatus:
+    """Extended DRX: the request (``AT+CEDRXS``) next to what the network granted (``AT+CEDRXRDP``).
+
+    :param enabled: eDRX requested (``AT+CEDRXS=1``)
+    :param requested_cycle_s: the cycle requested, seconds (None: not known, or the module's default)
+    :param cycle_s: the cycle the network granted, seconds (None: no grant: eDRX not in use)
+    :param ptw_s: the paging time window the network granted, seconds (None: no grant)
+    """
+
+    enabled: bool = False
+    requested_cycle_s: float | None = None
+    cycle_s: float | None = None
+    ptw_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModemStatus:
     """A snapshot of the module's network state (docs/internals.md, "Public API")."""
 
@@ -181,6 +209,12 @@ class ModemStatus:
     operator: str | None = None
     psm: PsmStatus = field(default_factory=PsmStatus)
     cell: CellInfo = field(default_factory=CellInfo)
+    #: eDRX request and grant (``AT+CEDRXS?``, ``AT+CEDRXRDP``)
+    edrx: EdrxStatus = field(default_factory=EdrxStatus)
+    #: the bands the module may use (``AT+CBAND?``); () = not known
+    bands: tuple[int, ...] = ()
+    #: the DNS servers in effect (``AT+CDNSCFG?``, without 0.0.0.0); () = none or not known
+    dns_servers: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,3 +265,64 @@ def csq_to_dbm(csq: int | None) -> int | None:
     if csq is None or not 0 <= csq <= 31:
         return None
     return -113 + 2 * csq
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """Network settings the library keeps for a modem and applies again after every module reset (reboot,
+    recovery): :attr:`Modem.network_settings <sim7020_core.modem.Modem.network_settings>`.
+
+    Every field is optional: None leaves the module's own setting as it is. Each value is checked here
+    (``ValueError`` naming the field, the value and the allowed range, :mod:`sim7020_core.netvalues`).
+
+    :param apn: the APN (``AT*MCGDEFCONT``, set with the application note's chapter 3.2 sequence)
+    :param psm: PSM on or off (``AT+CPSMS``)
+    :param psm_tau_s: requested periodic TAU (T3412 extended), seconds
+    :param psm_active_s: requested active time (T3324), seconds
+    :param edrx: eDRX on or off (``AT+CEDRXS``)
+    :param edrx_cycle_s: requested eDRX cycle, seconds: one of the NB-IoT values of 3GPP TS 24.008
+        (20.48 … 10485.76); None: the module's default
+    :param bands: band lock (``AT+CBAND``): the bands the module may use; () = all it supports
+    :param operator: ``"auto"`` or a numeric MCCMNC (``AT+COPS=0`` / ``AT+COPS=1,2,"<mccmnc>"``)
+    :param dns_servers: fallback DNS servers (``AT+CDNSCFG``, at most two IPv4 addresses), used when the
+        network hands out none (``AT+CDNSCFG?`` shows ``0.0.0.0``); () = no fallback
+    """
+
+    apn: str | None = None
+    psm: bool | None = None
+    psm_tau_s: int | None = None
+    psm_active_s: int | None = None
+    edrx: bool | None = None
+    edrx_cycle_s: float | None = None
+    bands: tuple[int, ...] | None = None
+    operator: str | None = None
+    dns_servers: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.apn is not None:
+            check("apn", apn_problem(self.apn))
+        for name in ("psm", "edrx"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"{name}: must be true, false or None, not {value!r}")
+        if self.psm_tau_s is not None:
+            check("psm_tau_s", psm_timer_problem(self.psm_tau_s, PSM_TAU_MAX_S))
+        if self.psm_active_s is not None:
+            check("psm_active_s", psm_timer_problem(self.psm_active_s, PSM_ACTIVE_MAX_S))
+        if self.edrx_cycle_s is not None:
+            check("edrx_cycle_s", edrx_cycle_problem(self.edrx_cycle_s))
+        if self.bands is not None:
+            check("bands", bands_problem(self.bands))
+            object.__setattr__(self, "bands", tuple(sorted(self.bands)))
+        if self.operator is not None:
+            check("operator", operator_problem(self.operator))
+        if self.dns_servers is not None:
+            check("dns_servers", dns_servers_problem(self.dns_servers))
+            object.__setattr__(self, "dns_servers", tuple(self.dns_servers))
+
+    def merged(self, **changes: Any) -> NetworkSettings:
+        """These settings with ``changes`` (checked like the constructor's arguments)."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

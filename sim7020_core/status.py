@@ -525,3 +525,106 @@ def parse_cipping(line: str) -> PingReply:
         raise ValueError(f"malformed +CIPPING line: {line!r}")
     rtt = float(units * 100) if ttl > 0 else None
     return PingReply(seq=seq, ip=fields[1], rtt_ms=rtt, ttl=ttl)
+
+
+# ------------------------------------------------ network settings (eDRX, bands, DNS, operator)
+
+
+def parse_cedrxs(lines: Sequence[str]) -> tuple[bool, str | None]:
+    """``AT+CEDRXS?`` → (enabled, requested 4-bit value): ``+CEDRXS: 5,"0010"`` while on (one line per
+    access technology; the NB-S1 one, 5, is taken when there are several), nothing while off (27.007)."""
+    chosen: str | None = None
+    enabled = False
+    for value in _all_values(lines, "+CEDRXS"):
+        fields = split_fields(value)
+        if not fields or not fields[0]:
+            continue
+        enabled = True
+        bits = fields[1] if len(fields) > 1 and re.fullmatch(r"[01]{4}", fields[1]) else None
+        if chosen is None or fields[0] == "5":
+            chosen = bits
+    return enabled, chosen
+
+
+def parse_cedrxrdp(lines: Sequence[str]) -> tuple[str | None, str, str | None] | None:
+    """``AT+CEDRXRDP`` → (requested, granted, paging time window) as 4-bit values, or None when eDRX is not
+    in use: ``+CEDRXRDP: 5,"0010","0010","0011"`` / ``+CEDRXRDP: 0`` (SIMCom's eDRX note)."""
+    value = find_value(lines, "+CEDRXRDP")
+    if value is None:
+        return None
+    fields = split_fields(value)
+    if len(fields) < 3 or fields[0] in ("", "0"):
+        return None
+
+    def bits(index: int) -> str | None:
+        text = fields[index] if len(fields) > index else ""
+        return text if re.fullmatch(r"[01]{4}", text) else None
+
+    granted = bits(2)
+    if granted is None:
+        return None
+    return bits(1), granted, bits(3)
+
+
+def _band_numbers(text: str) -> tuple[int, ...] | None:
+    numbers: list[int] = []
+    for part in re.split(r"[,\s]+", text.strip().strip("()").replace('"', "")):
+        if not part:
+            continue
+        if "-" in part:  # a range in a test answer: (1-3)
+            low, _, high = part.partition("-")
+            first, last = _int(low), _int(high)
+            if first is None or last is None or last < first or last - first > 256:
+                return None
+            numbers.extend(range(first, last + 1))
+            continue
+        number = _int(part)
+        if number is None:
+            return None
+        numbers.append(number)
+    return tuple(sorted(set(numbers)))
+
+
+def parse_cband(lines: Sequence[str]) -> tuple[int, ...] | None:
+    """``AT+CBAND?`` → the bands the module may use: ``+CBAND: 3,8,20`` (the set form's list, as SIM7020
+    drivers send it: ``AT+CBAND=1,3,5,8``); also ``+CBAND: (…)`` of the test form. None when unreadable."""
+    value = find_value(lines, "+CBAND")
+    if value is None:
+        return None
+    bands = _band_numbers(value)
+    return bands or None
+
+
+def parse_cdnscfg(lines: Sequence[str]) -> tuple[str, ...] | None:
+    """``AT+CDNSCFG?`` → (primary, secondary) as printed, ``0.0.0.0`` included: SIMCom prints
+    ``PrimaryDns: <ip>`` and ``SecondaryDns: <ip>`` lines; ``+CDNSCFG: "<ip>","<ip>"`` (other SIMCom
+    modules) is read too. None when neither form is there."""
+    primary = find_value(lines, "PrimaryDns")
+    secondary = find_value(lines, "SecondaryDns")
+    if primary is not None or secondary is not None:
+        return tuple(s.strip().strip('"') for s in (primary, secondary) if s is not None)
+    value = find_value(lines, "+CDNSCFG")
+    if value is None:
+        return None
+    return tuple(f for f in split_fields(value) if f)
+
+
+def parse_cops_selection(lines: Sequence[str]) -> tuple[int | None, int | None, str | None]:
+    """``AT+COPS?`` → (mode, format, operator): mode 0 automatic, 1 manual, 4 manual then automatic."""
+    value = find_value(lines, "+COPS")
+    if value is None:
+        return None, None, None
+    fields = split_fields(value)
+    mode = _int(fields[0]) if fields else None
+    fmt = _int(fields[1]) if len(fields) > 1 else None
+    operator = fields[2] or None if len(fields) > 2 else None
+    return mode, fmt, operator
+
+
+__all__ += [
+    "parse_cband",
+    "parse_cdnscfg",
+    "parse_cedrxrdp",
+    "parse_cedrxs",
+    "parse_cops_selection",
+]

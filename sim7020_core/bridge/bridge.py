@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import DataReceived, ModemEvent, ProblemChanged
 from ..exceptions import ConfigError, PluginError, Sim7020Error, describe_error
-from ..models import DataUsage, LinkState, ModemInfo, ModemProblem, ModemStatus
+from ..models import DataUsage, LinkState, ModemInfo, ModemProblem, ModemStatus, NetworkSettings
 from ..reconnect import Backoff
 from .commands import CommandHandler
 from .config import BridgeConfig, ModemConfig
@@ -117,17 +117,15 @@ class EmulatedModemFactory:
                 self._emulators[modem_cfg.id] = emu
                 _LOGGER.info("modem %s: built-in emulator on %s", modem_cfg.id, self._urls[modem_cfg.id])
             url = self._urls[modem_cfg.id]
-        options = ModemOptions(poll_interval=modem_cfg.poll_interval)
+        # The modem applies the network settings (apn, the network: block) at connect and after every
+        # module reset; the APN only when the module's differs (no radio cycle for a kept one).
+        network = modem_cfg.network
+        if modem_cfg.apn and (network is None or network.apn is None):  # a configuration built in code
+            network = dataclasses.replace(network or NetworkSettings(), apn=modem_cfg.apn)  # checks it
+        options = ModemOptions(poll_interval=modem_cfg.poll_interval, network=network)
         if self.state_dir is not None:
             options = dataclasses.replace(options, usage_file=usage_file_path(self.state_dir, modem_cfg.id))
-        modem = await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options, plugin_manager=plugins)
-        try:
-            if modem_cfg.apn and modem.status.apn != modem_cfg.apn:
-                await modem.set_apn(modem_cfg.apn)
-        except BaseException:
-            await modem.close()  # a half-opened modem would go on recovering after the bridge stopped
-            raise
-        return modem
+        return await Modem.connect(url, baudrate=modem_cfg.baudrate, options=options, plugin_manager=plugins)
 
     def emulator(self, modem_id: str) -> Any:
         """The built-in emulator of a modem (None when the modem is a real device)."""

@@ -1,4 +1,5 @@
-"""The command topics of a modem: ``<base>/<modem>/cmd/<ping|dns|send|at>``.
+"""The command topics of a modem: ``<base>/<modem>/cmd/<ping|dns|send|at>`` and the network settings'
+(``psm``, ``edrx``, ``apn``, ``bands``, ``operator``, ``dns_servers``: :mod:`.netcommands`).
 
 A request is JSON with an ``id``; the reply goes to ``cmd/<name>/response`` (or to the MQTT 5 response
 topic when the request carried one, with its correlation data) as::
@@ -39,10 +40,11 @@ import voluptuous as vol
 from ..exceptions import PayloadError, PluginError, Sim7020Error
 from ..modem.checks import host_problem
 from .mqtt import IncomingMessage
+from .netcommands import NET_COMMANDS, NET_FIELDS, execute_net
 
 _LOGGER = logging.getLogger(__name__)
 
-COMMANDS = ("ping", "dns", "send", "at")
+COMMANDS = ("ping", "dns", "send", "at", *NET_COMMANDS)
 #: Upper bound of one command from its arrival, waiting for a turn included (the request may ask for less).
 COMMAND_TIMEOUT = 60.0
 #: Default wait for a reply to ``send`` with ``wait_response``.
@@ -250,6 +252,8 @@ SCHEMAS: dict[str, vol.Schema] = {
         }
     ),
 }
+# The network settings (netcommands.py): psm, edrx, apn, bands, operator, dns_servers.
+SCHEMAS.update({name: vol.Schema({vol.Required("id"): _ID, **fields}) for name, fields in NET_FIELDS.items()})
 
 
 def _plain(value: Any) -> Any:
@@ -465,6 +469,8 @@ class CommandHandler:
             return {"host": request["host"], "replies": [_plain(r) for r in replies]}
         if name == "at":
             return {"lines": await modem.command(request["command"], request["timeout"])}
+        if name in NET_COMMANDS:
+            return await execute_net(name, modem, request)
         return await self._send(modem, request)
 
     async def _send(self, modem: CommandModem, request: Mapping[str, Any]) -> dict[str, Any]:

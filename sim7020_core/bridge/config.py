@@ -24,7 +24,9 @@ import yaml
 from paho.mqtt.client import topic_matches_sub
 
 from ..exceptions import ConfigError, PluginError, Sim7020Error
+from ..models import NetworkSettings
 from ..modem.checks import apn_problem, host_problem
+from .netcommands import NETWORK_SCHEMA, network_settings
 
 if TYPE_CHECKING:
     from ..plugins import PluginManager
@@ -221,6 +223,8 @@ class ModemConfig:
     at_commands: bool = False  # enable the raw ``cmd/at`` topic
     poll_interval: float = 60.0
     options: dict[str, Any] = field(default_factory=dict)
+    #: the ``network:`` block (and ``apn``): kept by the modem and applied again after module resets
+    network: NetworkSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,6 +507,7 @@ MODEM_SCHEMA = vol.Schema(
         vol.Optional("at_commands", default=False): bool,
         vol.Optional("poll_interval", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),
         vol.Optional("options", default=dict): vol.Any(None, dict),
+        vol.Optional("network"): NETWORK_SCHEMA,
     }
 )
 
@@ -733,6 +738,7 @@ def validate_config(
                 at_commands=m["at_commands"],
                 poll_interval=m["poll_interval"],
                 options=dict(m.get("options") or {}),
+                network=network_settings(m.get("network"), m.get("apn")),
             )
         )
 

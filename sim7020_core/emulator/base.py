@@ -388,6 +388,15 @@ class ModemState:
     edrx_value: str = "0000"
     #: AT+CSCLK (UART sleep mode; stored only)
     csclk: int = 0
+    #: AT+CBAND: the bands the module may use (None: every band of its variant)
+    bands: tuple[int, ...] | None = None
+    #: AT+COPS: selection mode (0 automatic, 1 manual, 2 deregistered), answer format (0 long, 1 short,
+    #: 2 numeric) and the manually selected PLMN
+    cops_mode: int = 0
+    cops_format: int = 0
+    cops_plmn: str = ""
+    #: AT+CDNSCFG: the servers set (primary, secondary); None: the ones the network handed out
+    dns: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -60,7 +60,7 @@ def _bits(cmd: ParsedCommand, index: int, current: str) -> str:
 class BasicCommands(CommandSet):
     """AT, ATE, ATI, identification (CGMI/CGMM/CGMR/CGSN/CIMI/CCID, GSV), CMEE, CPIN, CSQ, registration
     (CREG/CGREG/CEREG), CGATT/CGACT, COPS, CGCONTRDP, *MCGDEFCONT, CFUN, CPSMS, CPSMSTATUS, CEDRXS,
-    CEDRXRDP, CSCLK, CENG, CBC, CCLK, IPR, RETENTION, CDNSGIP, CIPPING."""
+    CEDRXRDP, CSCLK, CENG, CBC, CCLK, IPR, RETENTION, CBAND, CDNSCFG, CDNSGIP, CIPPING."""
 
     def __init__(self, ctx: ModemContext) -> None:
         super().__init__(ctx)
@@ -111,6 +111,8 @@ class BasicCommands(CommandSet):
             "+IPR": self.ipr,
             "+RETENTION": self.retention,
             "+CDNSGIP": self.cdnsgip,
+            "+CDNSCFG": self.cdnscfg,
+            "+CBAND": self.cband,
             "+CIPPING": self.cipping,
         }
         for name, fn in table.items():
@@ -331,17 +333,73 @@ class BasicCommands(CommandSet):
         ctx.ok()
 
     def cops(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
-        """``AT+COPS?`` → ``+COPS: 0,0,"<operator>",9`` (9 = NB-IoT), ``+COPS: 0`` when not registered."""
+        """``AT+COPS?`` → ``+COPS: <mode>,<format>,"<operator>",9`` (9 = NB-IoT; note 3.1:
+        ``+COPS: 0,0,"CHN-UNICOM",9``), ``+COPS: <mode>`` when not registered. 27.007 7.3 set forms:
+        ``AT+COPS=0`` automatic, ``=1,<format>,"<oper>"`` manual (an unknown network: ``+CME ERROR: 30``),
+        ``=2`` deregister, ``=3,<format>`` the answer format only, ``=4,…`` manual, else automatic."""
         st = ctx.state
         if cmd.kind == "read":
             if st.reg_stat in (1, 5):
-                ctx.reply(f'+COPS: 0,0,"{st.operator}",9')
+                name = self.emu.plmn if st.cops_format == 2 else st.operator
+                ctx.reply(f'+COPS: {st.cops_mode},{st.cops_format},"{name}",9')
             else:
-                ctx.reply("+COPS: 0")
+                ctx.reply(f"+COPS: {st.cops_mode}")
         elif cmd.kind == "test":
-            ctx.reply(f'+COPS: (2,"{st.operator}","{st.operator}","46001",9),,(0-4),(0-2)')
+            ctx.reply(f'+COPS: (2,"{st.operator}","{st.operator}","{self.emu.plmn}",9),,(0-4),(0-2)')
         elif cmd.kind == "set":
-            cmd.arg(0).as_int(0, 4)
+            cmd.check_count(1, 4)
+            mode = cmd.int_arg(0, 0, 4)
+            fmt = cmd.int_arg(1, 0, 2, default=st.cops_format)
+            if mode == 3:
+                st.cops_format = fmt
+            elif mode in (1, 4):
+                oper = cmd.str_arg(2)
+                known = {st.operator, self.emu.plmn}
+                if oper not in known:
+                    if mode == 1:
+                        raise CommandError(CME_NO_NETWORK, "no network service")
+                    self._select(0, "")
+                else:
+                    st.cops_format = fmt
+                    self._select(1, self.emu.plmn)
+            else:
+                self._select(mode, "")
+        else:
+            raise CommandError()
+        ctx.ok()
+
+    def _select(self, mode: int, plmn: str) -> None:
+        st = self.emu.state
+        changed = (st.cops_mode, st.cops_plmn) != (mode, plmn)
+        st.cops_mode, st.cops_plmn = mode, plmn
+        if mode == 2:
+            self.emu.radio_off_network()
+        elif changed or st.reg_stat not in (1, 5):
+            self.emu.register_again()
+
+    def cband(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
+        """``AT+CBAND=<band>[,<band>…]`` locks the bands (drivers send ``AT+CBAND=1,3,5,8``,
+        ``AT+CBAND=20``); a band the variant lacks is ``+CME ERROR: 50``. ``AT+CBAND?`` → ``+CBAND: 3,8,20``;
+        ``AT+CBAND=?`` → ``+CBAND: (<the variant's bands>)``. A changed lock makes the module search again
+        and register only if its cell's band is allowed."""
+        st = ctx.state
+        supported = self.emu.supported_bands()
+        if cmd.kind == "read":
+            locked = st.bands if st.bands is not None else supported
+            ctx.reply("+CBAND: " + ",".join(map(str, locked)))
+        elif cmd.kind == "test":
+            ctx.reply("+CBAND: (" + ",".join(map(str, supported)) + ")")
+        elif cmd.kind == "set":
+            cmd.check_count(1, len(supported))
+            new = tuple(sorted({cmd.int_arg(i) for i in range(len(cmd.args))}))
+            if any(b not in supported for b in new):
+                raise CommandError(CME_INCORRECT_PARAMETERS, "band not supported")
+            changed = new != (st.bands if st.bands is not None else supported)
+            st.bands = new
+            ctx.ok()
+            if changed:
+                self.emu.register_again()
+            return
         else:
             raise CommandError()
         ctx.ok()
@@ -620,9 +678,31 @@ class BasicCommands(CommandSet):
 
     # --------------------------------------------------------------------------------------- DNS, ping
 
+    def cdnscfg(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
+        """``AT+CDNSCFG=<primary>[,<secondary>]`` (quoted or not, as drivers send it) / ``AT+CDNSCFG?`` →
+        ``PrimaryDns: <ip>`` and ``SecondaryDns: <ip>`` (``0.0.0.0`` for none: a network that hands out
+        no DNS server)."""
+        st = ctx.state
+        if cmd.kind == "read":
+            primary, secondary = self.emu.dns_in_effect()
+            ctx.reply(f"PrimaryDns: {primary}", f"SecondaryDns: {secondary}")
+        elif cmd.kind == "test":
+            ctx.reply('+CDNSCFG: ("pri_dns"),("sec_dns")')
+        elif cmd.kind == "set":
+            cmd.check_count(1, 2)
+            servers = [cmd.str_arg(0).strip(), cmd.str_arg(1, default="0.0.0.0").strip() or "0.0.0.0"]
+            if not all(is_ip(s) and ":" not in s for s in servers):
+                raise CommandError(CME_INCORRECT_PARAMETERS, "not an IPv4 address")
+            st.dns = (servers[0], servers[1])
+        else:
+            raise CommandError()
+        ctx.ok()
+
     def cdnsgip(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
         """``AT+CDNSGIP="<host>"``: ``OK``, then ``+CDNSGIP: 1,"<host>","<ip>"[,...]`` or
-        ``+CDNSGIP: 0,8``. An IP literal answers plain ``ERROR`` (OneOS's SIM7020 driver)."""
+        ``+CDNSGIP: 0,8`` (unknown host). An IP literal answers plain ``ERROR`` (OneOS's SIM7020 driver).
+        Without a DNS server that answers (none in ``AT+CDNSCFG?``, or each down: ``dns_server_down``) the
+        result is ``+CDNSGIP: 0,3`` (network error)."""
         if cmd.kind == "test":
             ctx.ok()
             return
@@ -633,9 +713,12 @@ class BasicCommands(CommandSet):
         if not name or is_ip(name):
             raise CommandError()
         ctx.require_service()
+        servers = [s for s in self.emu.dns_in_effect() if s != "0.0.0.0" and s not in self.emu.dead_dns]
         ips = ctx.net.resolve(name)
         ctx.ok()
-        if ips:
+        if not servers:
+            ctx.call_later(DNS_DELAY, lambda: ctx.urc("+CDNSGIP: 0,3"))
+        elif ips:
             quoted = ",".join(f'"{ip}"' for ip in ips)
             ctx.call_later(DNS_DELAY, lambda: ctx.urc(f'+CDNSGIP: 1,"{name}",{quoted}'))
         else:

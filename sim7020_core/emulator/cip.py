@@ -5,7 +5,7 @@ CIP chapter), never from the driver. Remote peers are real loopback sockets reac
 :class:`~sim7020_core.emulator.base.Network`.
 
 Commands: CIPMUX, CSTT, CIICR, CIFSR, CIFSREX, CIPSTATUS, CIPSTART, CIPSEND, CIPQSEND, CIPACK, CIPCLOSE,
-CIPSHUT, CLPORT, CDNSCFG, CIPHEAD, CIPSRIP, CIPSHOWTP, CIPHEXS, CIPATS, CIPSPRT, CIPSERVER, CIPCSGP,
+CIPSHUT, CLPORT, CIPHEAD, CIPSRIP, CIPSHOWTP, CIPHEXS, CIPATS, CIPSPRT, CIPSERVER, CIPCSGP,
 CIPUDPMODE, CIPRXGET, CIPTKA, CIPMODE, CIPCHAN and ``ATO``.
 
 State machine (note 6.11)
@@ -82,8 +82,7 @@ CIP choices (where the note is garbled or silent)
 - CLPORT: ``AT+CLPORT="TCP"|"UDP",<port>`` (multi link ``=<n>,...``), read ``+CLPORT: <tcp>,<udp>``. A UDP
   link opened after it uses that module port: peers reach it at ``emu.server_address(<port>, "udp")``. The
   TCP local port is stored only.
-- CDNSCFG read form: ``PrimaryDns: <ip>`` / ``SecondaryDns: <ip>`` (SIM800); names always resolve through the
-  emulator's hosts table.
+- CDNSCFG: in the basic command set (``basic.py``): the DNS servers are the module's, used by ``AT+CDNSGIP``.
 - CIPATS: ``AT+CIPATS=<mode>[,<seconds 1-100>]``; the timer starts at the ``>`` prompt.
 - Transparent mode: ``CIPCHAN`` (and ``ATO``) answer ``CONNECT``; ``+++`` with the guard time (default 1 s,
   :attr:`CipCommandSet.guard_time`, also ``Emulator(guard_time=...)``) idle before and after, and less
@@ -397,7 +396,6 @@ class CipCommandSet(CommandSet):
         self.udpmode = [0] * MAX_LINKS
         self.lport_tcp = [0] * MAX_LINKS
         self.lport_udp = [0] * MAX_LINKS
-        self.dns = ["0.0.0.0", "0.0.0.0"]
         self.tka = (0, 7200, 75, 9)
 
     def register(self, registry: Registry) -> None:
@@ -416,7 +414,6 @@ class CipCommandSet(CommandSet):
             "+CIPCLOSE": self.h_cipclose,
             "+CIPSHUT": self.h_cipshut,
             "+CLPORT": self.h_clport,
-            "+CDNSCFG": self.h_cdnscfg,
             "+CIPHEAD": self.h_flag("head"),
             "+CIPSRIP": self.h_flag("srip"),
             "+CIPSHOWTP": self.h_flag("showtp"),
@@ -1025,23 +1022,6 @@ class CipCommandSet(CommandSet):
             self.ats_mode, self.ats_time = mode, seconds
         else:
             raise CommandError(reason="AT+CIPATS needs a value")
-        ctx.ok()
-
-    def h_cdnscfg(self, ctx: ModemContext, cmd: ParsedCommand) -> None:
-        """``AT+CDNSCFG="<pri>"[,"<sec>"]``; read ``PrimaryDns:``/``SecondaryDns:``."""
-        if cmd.kind == "read":
-            ctx.reply(f"PrimaryDns: {self.dns[0]}", f"SecondaryDns: {self.dns[1]}")
-        elif cmd.kind == "test":
-            ctx.reply('+CDNSCFG: ("pri_dns"),("sec_dns")')
-        elif cmd.kind == "set":
-            cmd.check_count(1, 2)
-            servers = [cmd.str_arg(0), cmd.str_arg(1, default=self.dns[1])]
-            for server in servers:
-                if not is_ipv4(server):
-                    raise ParseError(f"CDNSCFG: not an IPv4 address: {server!r}")
-            self.dns = servers
-        else:
-            raise CommandError(reason="AT+CDNSCFG needs a value")
         ctx.ok()
 
     def h_clport(self, ctx: ModemContext, cmd: ParsedCommand) -> None:

@@ -17,7 +17,7 @@ import inspect
 import logging
 import os
 import tty
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -36,7 +36,7 @@ from .base import (
 )
 from .network import LoopbackNetwork
 from .profiles import Profile, resolve_profile
-from .radio import DEACTIVATED, REQUESTED, Cell, Grant, as_cell, as_grant
+from .radio import DEACTIVATED, REQUESTED, VARIANT_BANDS, Cell, Grant, as_cell, as_grant
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ GRANT_DELAY = 0.05
 STOP_TIMEOUT = 2.0
 #: Bytes kept for a pty whose reader does not keep up; beyond that output is lost.
 PTY_BACKLOG = 1 << 20
+#: What ``Emulator(reboot_forgets=...)`` may name.
+REBOOT_SETTINGS = frozenset({"apn", "psm", "edrx", "bands", "operator", "dns", "retention"})
 #: Pacing granularity (seconds) when ``baudrate`` is set.
 PACING_TICK = 0.01
 
@@ -242,6 +244,9 @@ class Emulator(ModemContext):
         grant: Grant | Mapping[str, Any] | None = None,
         timezone: int = 0,
         wake_registration_delay: float | None = None,
+        plmn: str = "46001",
+        network_dns: Sequence[str] = ("10.250.0.1", "10.250.0.2"),
+        reboot_forgets: Iterable[str] = ("dns",),
     ) -> None:
         #: the firmware behaviour (``profiles.py``): ``"sim7020"`` (as captured), ``"sim7028"``, ``"note"``
         self.profile: Profile = resolve_profile(profile)
@@ -268,6 +273,21 @@ class Emulator(ModemContext):
         #: multiplies module-internal waits (ping timeouts); PSM timers use ``psm_timings.scale``
         self.time_scale = time_scale
         self.state = ModemState(echo=echo, apn=apn, local_ip=local_ip, operator=operator, csq=csq)
+        #: the network's numeric id (MCCMNC), for ``AT+COPS`` (the note's CHN-UNICOM is 46001)
+        self.plmn = plmn
+        #: the DNS servers the network hands out (``AT+CDNSCFG?``); () = none, ``0.0.0.0`` is shown
+        self.network_dns: tuple[str, ...] = tuple(network_dns)[:2]
+        #: DNS servers that do not answer (``dns_server_down``)
+        self.dead_dns: set[str] = set()
+        forgets = frozenset(reboot_forgets)
+        if forgets - REBOOT_SETTINGS:
+            raise ValueError(
+                f"reboot_forgets: unknown setting(s) {sorted(forgets - REBOOT_SETTINGS)}; "
+                f"known: {sorted(REBOOT_SETTINGS)}"
+            )
+        #: the settings a reboot loses (the others are kept, as in non-volatile memory)
+        self.reboot_forgets = forgets
+        self._default_apn = apn
         self.registry = Registry()
         self.transcript: list[tuple[str, bytes]] = []
         self._record = transcript
@@ -772,6 +792,9 @@ class Emulator(ModemContext):
         self._end_wake()
         if self.state.cfun != 1:
             return
+        if not self.can_register():  # band lock or manual operator: the network is not found
+            self.state.reg_stat = 2
+            return
         self.state.reg_stat = 1
         self.state.attached = True
         self.state.pdn_active = True
@@ -1017,7 +1040,9 @@ class Emulator(ModemContext):
 
     def reboot(self) -> None:
         """Reset the module: sockets and volatile settings are lost, echo is back on, ``RDY`` and
-        ``+CPIN: READY`` follow, then registration. APN, PSM and RETENTION settings persist (NV)."""
+        ``+CPIN: READY`` follow, then registration. APN, PSM, eDRX, band lock, operator selection and
+        RETENTION persist (NV) unless named in ``reboot_forgets`` (default: the DNS servers set with
+        ``AT+CDNSCFG`` are lost)."""
         self._ensure_started()
         self._notify("on_reboot")
         self._cancel_all()
@@ -1039,7 +1064,13 @@ class Emulator(ModemContext):
             ipr=old.ipr,
             edrx_mode=old.edrx_mode,
             edrx_value=old.edrx_value,
+            bands=old.bands,
+            cops_mode=old.cops_mode,
+            cops_format=old.cops_format,
+            cops_plmn=old.cops_plmn,
+            dns=old.dns,
         )
+        self._forget_on_reboot()
         self._end_wake()
         self._inbuf.clear()
         self._sink = None
@@ -1049,6 +1080,77 @@ class Emulator(ModemContext):
         self._booting = True
         self.state.cfun = 0
         self._reg_timer = asyncio.get_running_loop().call_later(BOOT_TIME, self._boot_done)
+
+    def _forget_on_reboot(self) -> None:
+        """Back to the defaults of what ``reboot_forgets`` names."""
+        st, default = self.state, ModemState()
+        forgets = self.reboot_forgets
+        if "apn" in forgets:
+            st.apn, st.pdp_type, st.apn_user, st.apn_password = self._default_apn, "IP", "", ""
+        if "psm" in forgets:
+            st.psm_mode, st.psm_tau, st.psm_active = default.psm_mode, default.psm_tau, default.psm_active
+        if "edrx" in forgets:
+            st.edrx_mode, st.edrx_value = default.edrx_mode, default.edrx_value
+        if "bands" in forgets:
+            st.bands = None
+        if "operator" in forgets:
+            st.cops_mode, st.cops_format, st.cops_plmn = 0, 0, ""
+        if "dns" in forgets:
+            st.dns = None
+        if "retention" in forgets:
+            st.retention = default.retention
+
+    # ------------------------------------------------------------------------------- network settings
+
+    def supported_bands(self) -> tuple[int, ...]:
+        """The bands of the emulated variant (application note, chapter 1; by ``model``)."""
+        for variant, bands in VARIANT_BANDS.items():
+            if variant in self.model.upper():
+                return bands
+        return VARIANT_BANDS["SIM7020G"]
+
+    def can_register(self) -> bool:
+        """Whether the module finds the network: its cell's band is not locked out and, in manual
+        selection, the selected PLMN is this network's."""
+        st = self.state
+        bands = st.bands if st.bands is not None else self.supported_bands()
+        if self.cell.band not in bands or st.cops_mode == 2:
+            return False
+        return st.cops_mode != 1 or st.cops_plmn == self.plmn
+
+    def register_again(self) -> None:
+        """A band lock or operator selection changed: search, and register again when allowed."""
+        if self.state.cfun != 1:
+            return
+        self._lose_service(reg_stat=2)
+        self._registration_urcs()
+        self._set_reg_timer(self.registration_delay)
+
+    def radio_off_network(self) -> None:
+        """``AT+COPS=2``: deregistered until another selection."""
+        if self._reg_timer is not None:
+            self._reg_timer.cancel()
+            self._reg_timer = None
+        self._lose_service(reg_stat=0)
+        self._registration_urcs()
+
+    def dns_in_effect(self) -> tuple[str, str]:
+        """(primary, secondary) as ``AT+CDNSCFG?`` shows them: set ones, else the network's, else 0.0.0.0."""
+        if self.state.dns is not None:
+            return self.state.dns
+        servers = (*self.network_dns, "0.0.0.0", "0.0.0.0")
+        return servers[0], servers[1]
+
+    def set_network_dns(self, servers: Sequence[str]) -> None:
+        """Network: the DNS servers it hands out (``()``: none, as on networks that give no DNS)."""
+        self.network_dns = tuple(servers)[:2]
+
+    def dns_server_down(self, server: str, down: bool = True) -> None:
+        """Fault: the DNS server at ``server`` stops answering (``down=False``: answers again)."""
+        if down:
+            self.dead_dns.add(server)
+        else:
+            self.dead_dns.discard(server)
 
     def _boot_done(self) -> None:
         self._reg_timer = None

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEACTIVATED", "REQUESTED", "Cell", "Grant", "Neighbour", "as_cell", "as_grant"]
+__all__ = ["DEACTIVATED", "REQUESTED", "VARIANT_BANDS", "Cell", "Grant", "Neighbour", "as_cell", "as_grant"]
 
 #: A grant field with this value gives the requested value back (the network honours the request).
 REQUESTED = "requested"
@@ -138,3 +138,11 @@ def as_grant(value: Grant | Mapping[str, Any] | None) -> Grant:
         return Grant(**dict(value))
     except TypeError as err:
         raise ValueError(f"bad grant {dict(value)!r}: {err}") from None
+
+
+#: Bands of each SIM7020 variant, from the application note's table of variants (chapter 1).
+VARIANT_BANDS: dict[str, tuple[int, ...]] = {
+    "SIM7020C": (1, 3, 5, 8),
+    "SIM7020E": (1, 3, 5, 8, 20, 28),
+    "SIM7020G": (1, 2, 3, 4, 5, 8, 12, 13, 17, 18, 19, 20, 25, 26, 28, 66, 70, 71, 85),
+}

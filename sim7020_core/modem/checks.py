@@ -9,7 +9,8 @@ the bridge's ``check-config``, the CLI and Home Assistant name the field their o
 Raw commands (:meth:`Modem.command <sim7020_core.modem.Modem.command>` without ``allow_unsafe``): an
 allow-list. A raw command may read anything (``AT+X?``, ``AT+X=?``, the plain queries in :data:`QUERIES`,
 ``ATI``) and set only what cannot break the session or the library's view of it (:data:`SETTABLE`).
-Settings the library models (PSM, APN, attach, the PDP context, sockets and CIP links, retention, DNS, ping)
+Settings the library models (PSM, eDRX, APN, bands, operator, attach, the PDP context, sockets and CIP links,
+retention, DNS, ping)
 are refused with the API to use instead (:data:`MODELLED`); the driver's own session settings (echo, result
 format, error format, ``AT+CEREG``, ``AT+CPSMSTATUS``) and everything not on the list are refused too. A
 command line may chain commands (``AT+CSQ;+CGATT?``, ``ATE0&F``, ``ATE0Z``): it is split into its commands
@@ -23,9 +24,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..exceptions import CommandNotAllowedError
+from ..netvalues import MAX_APN_LENGTH, apn_problem
 
-#: Longest APN (3GPP TS 23.003, 9.1: at most 100 octets).
-MAX_APN_LENGTH = 100
 #: Longest host name (RFC 1035).
 MAX_HOST_LENGTH = 253
 #: Longest user name or password. The module's own limit is not published; this keeps the command line far
@@ -33,7 +33,6 @@ MAX_HOST_LENGTH = 253
 MAX_CREDENTIAL_LENGTH = 255
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-_APN_CHARS = re.compile(r"[A-Za-z0-9._-]*")
 _HOST_CHARS = re.compile(r"[A-Za-z0-9._:-]*")
 _CREDENTIAL_CHARS = re.compile(r"[\x20-\x7e]*")  # printable ASCII; '"' and '\' are checked apart
 
@@ -51,21 +50,6 @@ def _clip(value: object) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- values
-
-
-def apn_problem(value: object) -> str | None:
-    """What is wrong with ``value`` as an APN (``AT*MCGDEFCONT="IP","<apn>"``), or None. Empty is allowed
-    (the network's default)."""
-    if not isinstance(value, str):
-        return f"must be a string, not {_clip(value)}"
-    if len(value) > MAX_APN_LENGTH:
-        return f"must be at most {MAX_APN_LENGTH} characters, not {len(value)}"
-    bad = _first_bad(value, _APN_CHARS)
-    if bad is not None:
-        return f"must be an APN (letters, digits, '.', '-', '_'); found {bad}"
-    if value.startswith(".") or value.endswith(".") or ".." in value:
-        return f"must be dot-separated labels, not {_clip(value)}"
-    return None
 
 
 def host_problem(value: object) -> str | None:
@@ -281,11 +265,8 @@ SETTABLE: dict[str, re.Pattern[str] | None] = {
     "+CCLK": None,  # the clock
     "+CTZR": None,  # time zone reporting
     "+CTZU": None,  # automatic time zone update
-    "+CBAND": None,  # band lock: the module registers again, the driver follows the URCs
-    "+COPS": re.compile(r"[014](,.*)?"),  # operator selection (not 2: deregister, not 3: the answer format)
     "+CREG": None,  # URCs the driver does not rely on
     "+CGREG": None,
-    "+CEDRXS": None,  # eDRX request (the library does not model eDRX)
     "+CPIN": None,  # entering the PIN
     "+CGSN": None,  # the query with a parameter (AT+CGSN=1)
     "+CGPADDR": None,  # the address of a context
@@ -338,7 +319,6 @@ _CIP_COMMANDS = (
     "+CSTT",
     "+CIICR",
     "+CLPORT",
-    "+CDNSCFG",
 )
 
 #: Commands the library models (any form but read and test), with what to use instead.
@@ -355,8 +335,14 @@ MODELLED: dict[str, str] = {
     "+RETENTION": "sets socket retention across PSM: use Modem.set_retention() instead",
     "+CDNSGIP": "resolves a host name: use Modem.resolve() instead",
     "+CIPPING": "pings: use Modem.ping() instead",
-    "+COPS": "deregisters from the network (AT+COPS=2) or changes the answer format the driver reads "
-    "(AT+COPS=3); operator selection (0, 1, 4) is allowed",
+    "+COPS": "selects the network, which the library keeps and applies again after a reset: use "
+    "Modem.set_operator() instead",
+    "+CBAND": "locks the bands, which the library keeps and applies again after a reset: use "
+    "Modem.set_bands() instead",
+    "+CEDRXS": "sets eDRX, which the library keeps and applies again after a reset: use "
+    "Modem.set_edrx() instead",
+    "+CDNSCFG": "sets the DNS servers, which the library keeps as a fallback: use Modem.set_dns_servers() "
+    "instead",
     "+CPOWD": "powers the module off: use Modem.reboot() to restart it",
     "+CRESET": "restarts the module: use Modem.reboot() instead",
     "Z": "resets the module's settings: use Modem.reboot() to restart it",

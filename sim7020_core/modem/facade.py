@@ -52,14 +52,15 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import const
 from ..events import DataReceived, ModemEvent
 from ..exceptions import TransportError
-from ..models import DataUsage, LinkState, ModemInfo, ModemProblem, ModemStatus, PingReply
+from ..models import DataUsage, LinkState, ModemInfo, ModemProblem, ModemStatus, NetworkSettings, PingReply
 from .core import ModemCore
+from .network import NetworkControl
 from .options import ModemOptions
 from .psm_control import PsmControl
 from .services import Services
@@ -106,9 +107,14 @@ class Modem:
         self._settings = SessionSettings(core, self._transports)
         self._psm = PsmControl(core, self._transports, self._status, self._settings)
         self._session = Session(core, self._status, self._settings)
-        self._supervisor = Supervisor(core, self._session, self._status, self._psm, self._transports)
+        self._network = NetworkControl(core, self._status, self._session)
+        self._supervisor = Supervisor(
+            core, self._session, self._status, self._psm, self._transports, network=self._network
+        )
         self._urcs = UrcWiring(core, self._status, self._psm, self._supervisor)
-        self._services = Services(core, self._status, self._psm, self._session, self._transports)
+        self._services = Services(
+            core, self._status, self._psm, self._session, self._transports, network=self._network
+        )
         self._usage = UsageMeter(core, self.options.usage_file)
 
     # ------------------------------------------------------------------ construction / closing
@@ -323,10 +329,11 @@ class Modem:
         :param timeout: bound on the answer (default :data:`const.USER_COMMAND_TIMEOUT`)
         Without ``allow_unsafe`` an allow-list applies (:mod:`sim7020_core.modem.checks`): reading anything
         (``AT+X?``, ``AT+X=?``, plain queries such as ``AT+CSQ``) and setting only what cannot break the
-        session or the library's view of it. Settings the library models (PSM, APN, attach, PDP context,
-        sockets and CIP links, retention, DNS, ping) are refused naming the API to use instead; so are the
-        driver's own session settings (echo, ``AT+CMEE``, ``AT+CEREG``, ``AT+CPSMSTATUS``) and whatever is
-        not on the list. Chained commands (``AT+CSQ;+CGATT?``, ``ATE0&F``) are checked one by one.
+        session or the library's view of it. Settings the library models (PSM, eDRX, APN, bands, operator,
+        attach, PDP context, sockets and CIP links, retention, DNS, ping) are refused naming the API to use
+        instead; so are the driver's own session settings (echo, ``AT+CMEE``, ``AT+CEREG``,
+        ``AT+CPSMSTATUS``) and whatever is not on the list. Chained commands (``AT+CSQ;+CGATT?``,
+        ``ATE0&F``) are checked one by one.
 
         :param allow_unsafe: send the command without checking it (you own the consequences)
         :raises ValueError: not a single AT command line
@@ -450,6 +457,58 @@ class Modem:
     async def reboot(self) -> None:
         """Reset the module (``AT+CFUN=1,1``) and re-initialise it. Connections are closed."""
         await self._supervisor.reboot()
+
+    # ------------------------------------------------------------------ kept network settings
+
+    @property
+    def network_settings(self) -> NetworkSettings:
+        """The network settings the library keeps for this modem (:class:`NetworkSettings`): those of
+        ``ModemOptions.network``, updated by each of :meth:`set_apn`, :meth:`set_psm`, :meth:`set_edrx`,
+        :meth:`set_bands`, :meth:`set_operator` and :meth:`set_dns_servers`. After every module reset
+        (reboot, recovery) each is read back from the module and applied again where it was lost; the APN
+        with the application note's chapter 3.2 sequence, and only when the module's differs. None fields
+        are left to the module."""
+        return self._services.network_settings
+
+    async def set_edrx(self, enabled: bool, cycle_s: float | None = None) -> None:
+        """Request eDRX (``AT+CEDRXS=1,5,"<bits>"``) or switch it off (``AT+CEDRXS=0``).
+
+        The network decides: :attr:`ModemStatus.edrx` shows the request next to the granted cycle and
+        paging time window (``AT+CEDRXRDP``). Kept and applied again after a module reset.
+
+        :param cycle_s: the cycle, one of 20.48, 40.96, 81.92, 163.84, 327.68, 655.36, 1310.72, 2621.44,
+            5242.88, 10485.76 s (3GPP TS 24.008, NB-S1 mode); None: the module's default
+        :raises ValueError: ``cycle_s`` is not one of these (the message lists them)
+        """
+        await self._services.set_edrx(enabled, cycle_s)
+
+    async def set_bands(self, bands: Sequence[int]) -> None:
+        """Lock the module to ``bands`` (``AT+CBAND=…``); empty: every band the module supports. The module
+        registers again (this waits, bounded by ``registration_timeout``). Kept and applied again after a
+        module reset.
+
+        :raises ValueError: a band the module's variant does not support (the message lists those it does)
+        """
+        await self._services.set_bands(bands)
+
+    async def set_operator(self, operator: str) -> None:
+        """Select the network: ``"auto"`` (``AT+COPS=0``) or a numeric MCCMNC such as ``"46001"``
+        (``AT+COPS=1,2,"46001"``, manual). Waits (bounded) for the registration. Kept and applied again after
+        a module reset.
+
+        :raises ValueError: neither ``"auto"`` nor 5-6 digits
+        :raises AtCommandError: the module refused (e.g. that network is not available)
+        """
+        await self._services.set_operator(operator)
+
+    async def set_dns_servers(self, servers: Sequence[str]) -> None:
+        """Fallback DNS servers (at most two IPv4 addresses) for networks that hand out none: applied with
+        ``AT+CDNSCFG`` when ``AT+CDNSCFG?`` shows ``0.0.0.0``, now and after every module reset; servers the
+        network handed out are left in place. :attr:`ModemStatus.dns_servers` shows those in effect.
+
+        :raises ValueError: not IPv4 addresses, or more than two
+        """
+        await self._services.set_dns_servers(servers)
 
     def __repr__(self) -> str:
         return f"<Modem {self.url} {self._core.state.value}>"

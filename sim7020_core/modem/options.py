@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..models import NetworkSettings
+
 PsmPolicy = Literal["wait", "fail"]
 #: ``wake(modem)`` with the :class:`~sim7020_core.modem.Modem`, plain or async; returns whether the wake-up
 #: was triggered (None counts as yes).
@@ -41,6 +43,9 @@ class ModemOptions:
         data flows and on :meth:`Modem.close`. A symbolic link is not followed; a file that cannot be read
         or is not a usage record is logged and counting starts from zero (a corrupt one is kept aside as
         ``<name>.corrupt``). None: the totals start from zero with each :class:`Modem`
+    :param network: network settings (APN, PSM, eDRX, bands, operator, fallback DNS) applied at connect
+        and kept by the modem, which applies them again after every module reset
+        (:attr:`Modem.network_settings`); None leaves the module as it is
     """
 
     registration_timeout: float = 30.0
@@ -55,6 +60,7 @@ class ModemOptions:
     reconnect_min_delay: float = 1.0
     reconnect_max_delay: float = 60.0
     usage_file: str | os.PathLike[str] | None = None
+    network: NetworkSettings | None = None
 
     def __post_init__(self) -> None:
         if self.psm_policy not in ("wait", "fail"):

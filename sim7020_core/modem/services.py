@@ -20,18 +20,19 @@ import datetime
 import logging
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from .. import const
 from ..at.engine import Urc
 from ..connection import Connection, Server
-from ..const import Priority
 from ..exceptions import AtCommandError, AtTimeoutError, Sim7020Error
-from ..models import PingReply
-from ..psm import encode_t3324, encode_t3412
+from ..models import NetworkSettings, PingReply
+from ..netvalues import bands_problem, check, dns_servers_problem
 from ..status import is_ip_literal, parse_cclk, parse_cdnsgip, parse_cipping, parse_reg_urc
 from .checks import check_apn, check_command_line, check_credential, check_host, check_raw_command
 from .core import ModemCore
+from .network import NetworkControl, psm_command
 from .psm_control import PsmControl
 from .session import Session
 from .status_reader import StatusReader
@@ -55,8 +56,11 @@ class Services:
         psm: PsmControl,
         session: Session,
         transports: TransportSet,
+        *,
+        network: NetworkControl | None = None,
     ) -> None:
         self._core = core
+        self._network = network or NetworkControl(core, status, session)
         self._status = status
         self._psm = psm
         self._session = session
@@ -128,7 +132,8 @@ class Services:
                 raise AtTimeoutError(command, timeout, "+CDNSGIP result") from None
         if not result.ok:
             meaning = DNS_ERRORS.get(result.error or -1, "unknown error")
-            raise Sim7020Error(f"DNS lookup of {name!r} failed: error {result.error} ({meaning})")
+            servers = await self._network.describe_dns()  # which servers failed (AT+CDNSCFG?)
+            raise Sim7020Error(f"DNS lookup of {name!r} failed: error {result.error} ({meaning}); {servers}")
         return result.addresses
 
     async def ping(self, host: str, count: int, *, size: int, timeout: float) -> list[PingReply]:  # noqa: ASYNC109
@@ -192,32 +197,17 @@ class Services:
         check_credential(password, "password")
         if (username or password) and not (username and password):
             raise ValueError("give both username and password, or neither")
-        command = f'AT*MCGDEFCONT="{pdp}","{apn}"'
-        if username:
-            command += f',"{username}","{password}"'
         core = self._core
         await self._psm.ensure_ready()
         async with core.init_lock:
-            await core.command("AT+CFUN=0", timeout=const.CFUN_TIMEOUT, priority=Priority.HIGH)
-            core.registered.clear()
-            try:
-                await core.command(command, timeout=const.PDP_TIMEOUT)
-            finally:
-                await self._session.radio_on()  # also when the APN was refused: never leave the radio off
+            await self._network.apply_apn(apn, pdp, username, password, force=True)
             await self._status.wait_registered(core.options.registration_timeout)
+        self._network.record_apn(apn, pdp, username, password)
         await self._status.refresh()
 
     async def set_psm(self, enabled: bool, tau_s: int | None, active_s: int | None) -> None:
         """See :meth:`sim7020_core.modem.Modem.set_psm`."""
-        if enabled:
-            if tau_s is None and active_s is None:
-                command = "AT+CPSMS=1"
-            else:
-                tau = f'"{encode_t3412(tau_s)}"' if tau_s is not None else ""
-                active = f'"{encode_t3324(active_s)}"' if active_s is not None else ""
-                command = f"AT+CPSMS=1,,,{tau},{active}"
-        else:
-            command = "AT+CPSMS=0"
+        command = psm_command(enabled, tau_s, active_s)
         core = self._core
         await self._psm.ensure_ready()
         async with core.engine.capture_urcs("+CEREG") as grants:
@@ -228,6 +218,7 @@ class Services:
                 await self._wait_for_grant(grants)
         with contextlib.suppress(AtCommandError):
             await core.command("AT+CPSMSTATUS=1")
+        self._network.record(psm=bool(enabled), psm_tau_s=tau_s, psm_active_s=active_s)
         await self._status.refresh()
 
     async def _wait_for_grant(self, urcs: asyncio.Queue[Urc]) -> None:
@@ -303,6 +294,53 @@ class Services:
             value = parse_retention(response.lines)
         self._record_retention(value, resets)
         return value
+
+    # ------------------------------------------------------------------ kept network settings
+
+    @property
+    def network_settings(self) -> NetworkSettings:
+        """See :attr:`sim7020_core.modem.Modem.network_settings`."""
+        return self._network.settings
+
+    async def set_edrx(self, enabled: bool, cycle_s: float | None) -> None:
+        """See :meth:`sim7020_core.modem.Modem.set_edrx`."""
+        NetworkSettings(edrx=enabled, edrx_cycle_s=cycle_s)  # the checks, naming the field
+        await self._psm.ensure_ready()
+        await self._network.apply_edrx(enabled, cycle_s, force=True)
+        self._network.record(edrx=enabled, edrx_cycle_s=cycle_s)
+        await self._status.refresh()
+
+    async def set_bands(self, bands: Sequence[int]) -> None:
+        """See :meth:`sim7020_core.modem.Modem.set_bands`."""
+        check("bands", bands_problem(bands, self._core.info.model or None))
+        kept = NetworkSettings(bands=tuple(bands)).bands
+        core = self._core
+        await self._psm.ensure_ready()
+        async with core.init_lock:
+            await self._network.apply_bands(kept or (), force=True)
+            await self._status.wait_registered(core.options.registration_timeout)
+        self._network.record(bands=kept)
+        await self._status.refresh()
+
+    async def set_operator(self, operator: str) -> None:
+        """See :meth:`sim7020_core.modem.Modem.set_operator`."""
+        NetworkSettings(operator=operator)
+        core = self._core
+        await self._psm.ensure_ready()
+        async with core.init_lock:
+            await self._network.apply_operator(operator, force=True)
+            await self._status.wait_registered(core.options.registration_timeout)
+        self._network.record(operator=operator)
+        await self._status.refresh()
+
+    async def set_dns_servers(self, servers: Sequence[str]) -> None:
+        """See :meth:`sim7020_core.modem.Modem.set_dns_servers`."""
+        check("dns_servers", dns_servers_problem(servers))
+        kept = NetworkSettings(dns_servers=tuple(servers)).dns_servers
+        await self._psm.ensure_ready()
+        await self._network.apply_dns(kept or ())
+        self._network.record(dns_servers=kept)
+        await self._status.refresh()
 
 
 def parse_retention(lines: list[str]) -> bool:

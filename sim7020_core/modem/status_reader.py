@@ -17,8 +17,13 @@ from .. import const
 from ..const import Priority
 from ..exceptions import AtCommandError, NotRegisteredError
 from ..models import LinkState, ModemStatus, ProblemKind, Registration, csq_to_dbm
+from ..netvalues import edrx_cycle_s, paging_window_s
 from ..status import (
     RegInfo,
+    parse_cband,
+    parse_cdnscfg,
+    parse_cedrxrdp,
+    parse_cedrxs,
     parse_ceng,
     parse_cgact,
     parse_cgatt,
@@ -89,10 +94,49 @@ class StatusReader:
             psm=psm,
             cell=cell,
         )
+        new = await self.with_network_settings(new)
         if reg is not None:
             self.note_registration(reg.registration)
         core.set_status(new)
         return new
+
+    async def with_network_settings(self, status: ModemStatus) -> ModemStatus:
+        """``status`` with eDRX (``AT+CEDRXS?``, the grant from ``AT+CEDRXRDP``), the band lock
+        (``AT+CBAND?``) and the DNS servers in effect (``AT+CDNSCFG?``); what the module does not answer
+        stays as it was."""
+        edrx = status.edrx
+        cedrxs = await self.query("AT+CEDRXS?")
+        if cedrxs is not None:
+            enabled, bits = parse_cedrxs(cedrxs)
+            edrx = dataclasses.replace(
+                edrx, enabled=enabled, requested_cycle_s=edrx_cycle_s(bits) if bits else None
+            )
+        rdp_lines = await self.query("AT+CEDRXRDP")
+        if rdp_lines is not None:
+            rdp = parse_cedrxrdp(rdp_lines)
+            if rdp is None:
+                edrx = dataclasses.replace(edrx, cycle_s=None, ptw_s=None)
+            else:
+                requested, granted, window = rdp
+                edrx = dataclasses.replace(
+                    edrx,
+                    cycle_s=edrx_cycle_s(granted),
+                    ptw_s=paging_window_s(window) if window else None,
+                    requested_cycle_s=edrx.requested_cycle_s
+                    or (edrx_cycle_s(requested) if requested else None),
+                )
+        if not edrx.enabled:
+            edrx = dataclasses.replace(edrx, requested_cycle_s=None)
+        cband = await self.query("AT+CBAND?")
+        bands = parse_cband(cband) if cband is not None else None
+        cdnscfg = await self.query("AT+CDNSCFG?")
+        dns = parse_cdnscfg(cdnscfg) if cdnscfg is not None else None
+        return dataclasses.replace(
+            status,
+            edrx=edrx,
+            bands=status.bands if bands is None else bands,
+            dns_servers=status.dns_servers if dns is None else tuple(s for s in dns if s and s != "0.0.0.0"),
+        )
 
     async def read_registration(self) -> RegInfo | None:
         """``AT+CEREG?`` (or ``AT+CGREG?`` on firmware without it); None when neither answers."""

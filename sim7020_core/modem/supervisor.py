@@ -49,6 +49,7 @@ from ..models import LinkState, ProblemKind
 from ..reconnect import ReconnectLogic
 from ..status import find_value
 from .core import ModemCore
+from .network import NetworkControl
 from .psm_control import PsmControl
 from .session import Session
 from .status_reader import StatusReader
@@ -67,8 +68,11 @@ class Supervisor:
         status: StatusReader,
         psm: PsmControl,
         transports: TransportSet,
+        *,
+        network: NetworkControl | None = None,
     ) -> None:
         self._core = core
+        self._network = network or NetworkControl(core, status, session)
         self._session = session
         self._status = status
         self._psm = psm
@@ -133,6 +137,8 @@ class Supervisor:
         if self._reclaim:
             await self._reclaim_stale_state()
             self._reclaim = False
+        # The kept network settings (APN, bands, operator, PSM, eDRX, DNS): a reset may have lost them.
+        await self._network.ensure("initialised")
         self._failures = 0
         self._reset_announced = False
         if core.state is not LinkState.CLOSED:

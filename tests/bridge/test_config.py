@@ -465,5 +465,7 @@ def test_check_config_refuses_route_options_the_transport_would_refuse(
 def test_route_options_the_transport_takes_pass_check_config(
     tmp_path: Path, transport: str, protocol: str, options: str
 ) -> None:
-    config = load_config(write(tmp_path, ROUTE_WITH_OPTIONS % (transport, protocol, options)), plugins=PLUGINS)
+    config = load_config(
+        write(tmp_path, ROUTE_WITH_OPTIONS % (transport, protocol, options)), plugins=PLUGINS
+    )
     assert config.routes[0].options

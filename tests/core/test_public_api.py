@@ -24,6 +24,8 @@ EXPECTED = {
     "Registration",
     "PsmStatus",
     "CellInfo",
+    "EdrxStatus",
+    "NetworkSettings",
     "PingReply",
     "ModemProblem",
     "ProblemKind",
