@@ -75,11 +75,11 @@ STALL = (2.0, 6.0)
 #: How long the disk stays full before the bridge is killed, and after it was started again (seconds).
 FULL_BEFORE_KILL = (1.0, 2.0)
 FULL_AFTER_RESTART = (2.0, 4.0)
-#: Delivery resumes within this after each fault ends (seconds). The longest waits in play are the queue's
-#: retry backoff (capped at 10 s, in practice ~4 s after a few seconds of full disk), the bridge's MQTT
-#: reconnect backoff after a broker restart (1 s doubling, a few seconds here), the 5 s a UDP send waits for
-#: a stalled module plus its 0.5 s retry, and a bridge process starting (imports, modem, broker: ~2-3 s on a
-#: loaded 2-core machine). Typical runs stay under 4 s.
+#: Delivery resumes within this after each fault ends (seconds). The longest waits in play: the queue's retry
+#: backoff (0.5 s doubling, capped at 10 s; ~4 s after a few seconds of full disk); the MQTT reconnect
+#: backoff after a broker restart (1 s doubling; a few seconds here); a UDP send that a module still stalled
+#: swallowed, which waits its full 5 s and the next backoff step (1 s) once the module answers again (~6 s);
+#: and a bridge process starting (imports, modem, broker: 1-3 s on a loaded 2-core machine).
 RESUME_BOUND = 20.0
 #: After the last fault: everything published must be acknowledged and delivered within this (seconds).
 DRAIN_TIMEOUT = 40.0
@@ -228,7 +228,7 @@ class Publisher:
                 next_at = time.monotonic()
                 continue
             with self._lock:
-                if not self._running.is_set():  # paused meanwhile
+                if self._stop.is_set() or not self._running.is_set():  # paused or closed meanwhile
                     continue
                 seq = len(self.sent_at)
                 info = self.client.publish(f"chaos/{'ab'[seq % 2]}/{seq}", f"chaos-{seq:06d}", qos=1)
