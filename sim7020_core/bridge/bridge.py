@@ -44,7 +44,7 @@ from .config import BridgeConfig, ModemConfig
 from .discovery import discovery_payload, discovery_topic
 from .mqtt import MQTT_RECEIVE_MAXIMUM, IncomingMessage, MqttClient, MqttError, MqttRefusedError
 from .problems import ProblemLog
-from .queue import DurableQueue
+from .queue import QUEUE_RETRY_MAX, QUEUE_RETRY_MIN, DurableQueue, QueueError, describe_storage_error
 from .routes import RouteRunner
 from .state_dir import check_state_file, open_state_file, prepare_state_dir
 
@@ -508,7 +508,7 @@ class Bridge:
         self._lock_state_dir(self.config.state_dir)
         try:
             self._check_usage_files()
-            await self.queue.open()
+            await self._open_queue()
             if self.queue.stats["recovered"]:
                 _LOGGER.info(
                     "%d queued messages recovered from %s", self.queue.stats["recovered"], self.queue.path
@@ -536,6 +536,35 @@ class Bridge:
         except BaseException:
             await self.stop()
             raise
+
+    async def _open_queue(self) -> None:
+        """Open the durable queue; while the storage fails (a full disk, an I/O error) wait it out with the
+        queue's backoff, reporting the problem once (:meth:`_storage_problem`), as the running bridge does.
+
+        Cancelling (SIGTERM while waiting) ends the wait at once.
+
+        :raises QueueError: a failure retrying cannot fix (a symlink planted in the state directory …)
+        """
+        backoff = Backoff(QUEUE_RETRY_MIN, QUEUE_RETRY_MAX)
+        while True:
+            try:
+                await self.queue.open()
+            except QueueError as err:
+                await self.queue.close()  # its I/O thread; the next attempt starts a new one
+                cause = err.__cause__
+                storage = err.storage or (
+                    cause is not None and describe_storage_error(cause, self.queue.path).storage
+                )
+                if not storage:
+                    raise
+                self._storage_problem(str(err))
+                delay = backoff.fail()
+                _LOGGER.debug("cannot open the queue (%s); retrying in %.1f s", err, delay)
+                await asyncio.sleep(delay)
+                continue
+            if backoff.failures:
+                self._storage_problem(None)
+            return
 
     def _check_routes(self, plugins: PluginManager) -> None:
         """Every route's transport and encoding must be installed (a configuration loaded without the plugin
@@ -604,9 +633,12 @@ class Bridge:
         except BlockingIOError:
             os.close(fd)
             raise BridgeError(f"another bridge is using the state directory {state_dir}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
+        try:  # the PID is for the operator only: a full disk must not stop the bridge here
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as err:
+            _LOGGER.debug("cannot write the PID into %s: %s", state_dir / LOCK_FILE, err)
 
     def _unlock_state_dir(self) -> None:
         if self._lock_fd is not None:

@@ -106,7 +106,18 @@ async def run_bridge(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     bridge = Bridge(config, plugins=plugins)
-    await bridge.start()
+    # SIGTERM while starting (e.g. waiting for space to open the queue) stops at once: start() cleans up
+    starting = asyncio.create_task(bridge.start(), name="bridge-start")
+    stopping = asyncio.create_task(stop.wait(), name="bridge-stop-signal")
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        _LOGGER.info("stopping before the bridge was started")
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return 0
+    stopping.cancel()
+    await starting  # raises what start() raised
     unreachable = [m for m in bridge.modems if not m.mqtt.connected]
     if unreachable:
         _LOGGER.warning(

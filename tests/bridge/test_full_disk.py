@@ -9,7 +9,9 @@ import errno
 import json
 import logging
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from sim7020_core.bridge.queue import DurableQueue, QueueError
 from sim7020_core.emulator.peers import UdpPeer
 
 from .conftest import Broker, Watcher
-from .test_bridge import BRIDGE_START_TIMEOUT, wait_ready, write_config
+from .test_bridge import BRIDGE_START_TIMEOUT, start_bridge_process, wait_ready, write_config
 from .test_routes import PEER_TIMEOUT
 
 #: Size of the test filesystem (the queue needs a few hundred kB).
@@ -32,6 +34,8 @@ TMPFS_SIZE = "2m"
 WHILE_FULL = 40
 #: Delivery must resume within this after space is back (the queue's retry backoff is at most 10 s).
 RESUME_TIMEOUT = 30.0
+#: A bridge waiting for space at start stops within this after SIGTERM (seconds).
+SIGTERM_BOUND = 5.0
 
 
 class SmallDisk:
@@ -222,3 +226,83 @@ async def run_full_disk_scenario(
     assert any("storage works again" in r.getMessage() for r in caplog.records)
     stats: dict[str, Any] = bridge.stats()
     assert stats["queue"]["storage_errors"] >= 1
+
+
+async def test_a_bridge_started_on_a_full_disk_waits_for_space_and_says_why(
+    tmp_path: Path,
+    small_disk: SmallDisk,
+    broker: Broker,
+    watcher_factory: Callable[..., Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A restart while the disk is full (the queue and its WAL left by a killed bridge cannot be opened):
+    the start waits with backoff, the problem is logged once, and the bridge runs once space is back."""
+    caplog.set_level(logging.INFO)
+    peer = await UdpPeer().start()
+    state_dir = small_disk.path / "state"
+    config = load_config(route_config(tmp_path, broker, state_dir, peer.port, "3.1.1"))
+    queue = DurableQueue(state_dir / "queue.sqlite3")  # a queue with messages, left open as a crash leaves it
+    await queue.open()
+    await queue.put("up:gw1:telemetry", "sensors/a/telemetry", b"stored before")
+    small_disk.fill()
+    bridge = Bridge(config)
+    start = asyncio.create_task(bridge.start())
+    try:
+        async with asyncio.timeout(10):
+            while not any("problem: storage" in r.getMessage() for r in caplog.records):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(2.0)  # a few retries
+        assert not start.done()  # waiting, not failed
+        small_disk.free()
+        async with asyncio.timeout(BRIDGE_START_TIMEOUT):
+            await start
+        await wait_ready(bridge)
+        w = watcher_factory(broker)
+        await w.apublish("sensors/b/telemetry", b"after", qos=1)
+        assert sorted(await peer.wait_for(2, PEER_TIMEOUT)) == [b"after", b"stored before"]
+    finally:
+        if not start.done():
+            start.cancel()
+        await asyncio.gather(start, return_exceptions=True)
+        await bridge.stop()
+        await queue.close()
+        peer.close()
+    problem_lines = [r.getMessage() for r in caplog.records if "problem: storage" in r.getMessage()]
+    assert len(problem_lines) == 1, problem_lines  # said once, not per retry
+    assert "is full" in problem_lines[0]
+    assert "database or disk is full" in problem_lines[0]
+    assert any("storage works again" in r.getMessage() for r in caplog.records)
+
+
+def test_sigterm_stops_a_bridge_waiting_for_space_at_start(
+    tmp_path: Path, small_disk: SmallDisk, broker: Broker
+) -> None:
+    state_dir = small_disk.path / "state"
+    config = route_config(tmp_path, broker, state_dir, 9, "3.1.1")
+    log = tmp_path / "bridge.log"
+
+    async def leave_a_queue() -> None:
+        queue = DurableQueue(state_dir / "queue.sqlite3")
+        await queue.open()
+        await queue.put("up:gw1:telemetry", "sensors/a/telemetry", b"stored before")
+        await queue.close()
+
+    asyncio.run(leave_a_queue())
+    (state_dir / "queue.sqlite3-wal").unlink(missing_ok=True)
+    small_disk.fill()
+    proc = start_bridge_process(config, log)
+    try:
+        deadline = time.monotonic() + 20
+        while "problem: storage" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert "problem: storage" in log.read_text()
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, log.read_text()
+        assert time.monotonic() - started < SIGTERM_BOUND
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert "Traceback" not in log.read_text()
