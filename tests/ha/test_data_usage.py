@@ -9,6 +9,7 @@ deleted.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator
 from decimal import Decimal
@@ -21,9 +22,10 @@ from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, EVENT_HOMEASSISTANT_ST
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.sim7020 import usage_file_path
-from custom_components.sim7020.const import DOMAIN
+from custom_components.sim7020.const import CONF_LISTEN_PORT, DOMAIN, EVENT_DATA_RECEIVED
 from sim7020_core import LinkState
 from sim7020_core.emulator.peers import UdpPeer
 
@@ -103,6 +105,29 @@ async def test_sensors_count_the_payload_bytes(
     await wait_for_usage(hass, (5, 10))
     await send(hass, udp_echo, "00 01 ff", encoding="hex")  # 3 bytes out, 8 back
     await wait_for_usage(hass, (8, 18))
+
+
+async def test_server_clients_are_counted(
+    hass: HomeAssistant, setup_entry: SetupEntry, modem: EmulatedModem
+) -> None:
+    """Data of a client of the module's TCP server (option listen port) counts too."""
+    entry = await setup_entry({CONF_LISTEN_PORT: 7000})
+    await wait_for(hass, lambda: entry.runtime_data.server is not None, "the module's TCP server")
+    events = async_capture_events(hass, EVENT_DATA_RECEIVED)
+    reader, writer = await asyncio.open_connection(*modem.emulator.server_address(7000))
+    try:
+        writer.write(b"hello modem")
+        await writer.drain()
+        await wait_for(hass, lambda: len(events) == 1, "the client's data")
+        await hass.services.async_call(
+            DOMAIN, "send", {"client_id": events[0].data["client_id"], "payload": "welcome"}, blocking=True
+        )
+        async with asyncio.timeout(5):
+            assert await reader.read(100) == b"welcome"
+        await wait_for_usage(hass, (7, 11))
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
 
 async def test_totals_survive_a_restart(
@@ -215,3 +240,20 @@ async def test_utility_meter_example(hass: HomeAssistant, setup_entry: SetupEntr
         ),
         "the monthly meters",
     )
+
+
+async def test_entry_removed_when_its_usage_file_cannot_be(
+    hass: HomeAssistant, setup_entry: SetupEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file that cannot be deleted (here a directory where the corrupt copy would be) is logged; the entry
+    and the usage file are removed all the same."""
+    entry = await setup_entry()
+    path = usage_file_path(hass, entry)
+    blocker = path.with_name(path.name + ".corrupt")
+    blocker.mkdir()
+    path.write_text(json.dumps({"format": 1, "sent_bytes": 1, "received_bytes": 2}))
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.config_entries.async_get_entry(entry.entry_id) is None
+    assert not path.exists()
+    assert f"Could not remove the data usage file {blocker}" in caplog.text
