@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
@@ -12,12 +14,14 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
 
 from sim7020_core import Sim7020Error
 from sim7020_core.exceptions import PortBusyError, SimError
 from sim7020_core.models import ProblemKind
 from sim7020_core.modem import Modem, ModemOptions
+from sim7020_core.modem.usage import CORRUPT_SUFFIX
 from sim7020_core.plugins import async_make_plugin_manager
 
 from .const import (
@@ -51,8 +55,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 Sim7020ConfigEntry = ConfigEntry[Sim7020Manager]
 
 
-def modem_options(entry: Sim7020ConfigEntry) -> ModemOptions:
-    """The library options of an entry: the fixed poll interval, its PSM policy, no wait for registration.
+def modem_options(entry: Sim7020ConfigEntry, usage_file: Path | None = None) -> ModemOptions:
+    """The library options of an entry: the fixed poll interval, its PSM policy, no wait for registration,
+    and where the library keeps the modem's data usage (``usage_file``, see :func:`usage_file_path`).
 
     Registration is not awaited at setup: it is reported (and the entities follow) when it happens.
     """
@@ -60,7 +65,29 @@ def modem_options(entry: Sim7020ConfigEntry) -> ModemOptions:
         registration_timeout=0,
         poll_interval=POLL_INTERVAL,
         psm_policy=entry.options.get(CONF_PSM_HANDLING, DEFAULT_PSM_HANDLING),
+        usage_file=usage_file,
     )
+
+
+def usage_file_path(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> Path:
+    """The file in which the library keeps the entry's data usage totals (``ModemOptions.usage_file``).
+
+    It lies in Home Assistant's storage directory (``<config>/.storage``), named after the entry, as other
+    integrations keep a file their library writes itself (HomeKit: ``homekit.<entry_id>.state``). The library
+    owns it: it reads it at connect and writes it atomically (a temporary file renamed over it) in a worker
+    thread. Removing the entry removes it (:func:`async_remove_entry`).
+    """
+    return Path(hass.config.path(STORAGE_DIR, f"{DOMAIN}.{entry.entry_id}.usage.json"))
+
+
+def _remove_usage_files(path: Path) -> None:
+    """Delete the usage file and the copy the library keeps aside when it finds one corrupt; blocking (run
+    it in the executor)."""
+    for file in (path, path.with_name(path.name + CORRUPT_SUFFIX)):
+        try:
+            file.unlink(missing_ok=True)
+        except OSError as err:
+            _LOGGER.warning("Could not remove the data usage file %s: %s", file, err.strerror or err)
 
 
 def port_busy_issue_id(entry: Sim7020ConfigEntry) -> str:
@@ -82,11 +109,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> b
         # The entry composes the application: one plugin manager (entry points read off the event loop),
         # handed to the modem for its transports, codecs and hooks.
         plugins = await async_make_plugin_manager()
+        usage_file = usage_file_path(hass, entry)
+        # The storage directory exists in every running Home Assistant; made here for a fresh config dir.
+        await hass.async_add_executor_job(lambda: os.makedirs(usage_file.parent, exist_ok=True))
         async with asyncio.timeout(CONNECT_TIMEOUT):
             modem = await Modem.connect(
                 device,
                 baudrate=entry.data.get(CONF_BAUDRATE, DEFAULT_BAUDRATE),
-                options=modem_options(entry),
+                options=modem_options(entry, usage_file),
                 plugin_manager=plugins,
             )
     except PortBusyError as err:
@@ -180,6 +210,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> None:
-    """Drop the entry's repair issues when the entry is deleted."""
+    """Drop the entry's repair issues and its data usage file when the entry is deleted (it is unloaded
+    before, so the library has written its last totals and holds the file no longer)."""
     ir.async_delete_issue(hass, DOMAIN, port_busy_issue_id(entry))
     async_delete_issues(hass, entry.entry_id)
+    await hass.async_add_executor_job(_remove_usage_files, usage_file_path(hass, entry))

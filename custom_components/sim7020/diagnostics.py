@@ -17,7 +17,8 @@ TO_REDACT = {"imei", "imsi", "iccid", "ip", "unique_id", "title", "cell_id", "ta
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: Sim7020ConfigEntry
 ) -> dict[str, Any]:
-    """Return the entry, the module's identity and its last status, with personal data redacted."""
+    """Return the entry, the module's identity, its last status and the data usage, with personal data
+    redacted."""
     manager = entry.runtime_data
     modem = manager.modem
     status = manager.coordinator.data
@@ -34,6 +35,7 @@ async def async_get_config_entry_diagnostics(
             "last_update_success": manager.coordinator.last_update_success,
             "info": modem.info.as_dict(),
             "status": status.as_dict() if status is not None else None,
+            "usage": modem.usage.as_dict(),
             "connections": [
                 {"transport": transport, "protocol": protocol, "port": port}
                 for transport, protocol, _host, port in manager.connections

@@ -36,6 +36,7 @@ from sim7020_core import (
     Sim7020Error,
     StateChanged,
     StatusChanged,
+    UsageChanged,
 )
 
 from .const import (
@@ -106,6 +107,7 @@ class Sim7020Manager:
         self._next_client_id = 0
         self._listener: PersistentServer | None = None
         self._event_listeners: list[EventListener] = []
+        self._usage_listeners: list[Callable[[], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._asleep = modem.state is LinkState.ASLEEP
         self.issues = ModemIssues(hass, entry)
@@ -189,6 +191,19 @@ class Sim7020Manager:
         return remove
 
     @callback
+    def async_add_usage_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` when the modem's data usage (:attr:`Modem.usage`) grew; the library announces
+        it at most about once a second (:class:`~sim7020_core.events.UsageChanged`)."""
+        self._usage_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            if listener in self._usage_listeners:
+                self._usage_listeners.remove(listener)
+
+        return remove
+
+    @callback
     def _on_modem_event(self, event: ModemEvent) -> None:
         """Reflect a modem event (status, state, module reset, PSM) into Home Assistant."""
         asleep = self.modem.state is LinkState.ASLEEP
@@ -200,6 +215,9 @@ class Sim7020Manager:
             self.issues.registration_changed(event.status.registration)
         elif isinstance(event, ProblemChanged):
             self.issues.problem_changed(event.problem)
+        elif isinstance(event, UsageChanged):
+            for listener in list(self._usage_listeners):
+                listener()
         elif isinstance(event, StateChanged):
             if event.state in AVAILABLE_STATES and not self.coordinator.last_update_success:
                 self.coordinator.async_set_updated_data(self.modem.status)

@@ -1,7 +1,10 @@
-"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and its grant, connections.
+"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and its grant, connections, and
+the data usage.
 
 Each sensor is one :class:`Sim7020SensorDescription` (how to read its value from the manager), grouped by
-topic in the tuples below; a further value (data usage, eDRX grant, ...) is one more description.
+topic in the tuples below; a further value (eDRX grant, ...) is one more description. Sensors of the status
+follow the coordinator; the data usage sensors (:data:`USAGE_SENSORS`) follow the library's
+:class:`~sim7020_core.events.UsageChanged` events.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from homeassistant.const import (
     SIGNAL_STRENGTH_DECIBELS,
     SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
     EntityCategory,
+    UnitOfInformation,
     UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
@@ -73,6 +77,16 @@ def _granted(attr: str) -> Callable[[Sim7020Manager], StateType]:
     def read(manager: Sim7020Manager) -> StateType:
         psm = manager.coordinator.data.psm
         value: StateType = getattr(psm, attr) if psm.granted else None
+        return value
+
+    return read
+
+
+def _usage(attr: str) -> Callable[[Sim7020Manager], StateType]:
+    """A data usage total of the modem (bytes)."""
+
+    def read(manager: Sim7020Manager) -> StateType:
+        value: StateType = getattr(manager.modem.usage, attr)
         return value
 
     return read
@@ -213,6 +227,23 @@ CELL_SENSORS: tuple[Sim7020SensorDescription, ...] = (
 
 SENSORS: tuple[Sim7020SensorDescription, ...] = (*STATUS_SENSORS, *PSM_GRANT_SENSORS, *CELL_SENSORS)
 
+#: Payload bytes of all the modem's connections, counted by the library (:attr:`Modem.usage`): running totals
+#: that module reboots do not reset and that the library keeps in the entry's usage file across restarts, so
+#: ``total_increasing`` (utility_meter makes daily or monthly views of them). Counted in bytes, shown in kB
+#: (NB-IoT plans are metered in kB to MB).
+USAGE_SENSORS: tuple[Sim7020SensorDescription, ...] = tuple(
+    Sim7020SensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.DATA_SIZE,
+        native_unit_of_measurement=UnitOfInformation.BYTES,
+        suggested_unit_of_measurement=UnitOfInformation.KILOBYTES,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=_usage(attr),
+    )
+    for key, attr in (("data_sent", "sent_bytes"), ("data_received", "received_bytes"))
+)
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
@@ -221,7 +252,12 @@ async def async_setup_entry(
 ) -> None:
     """Add the modem's sensors."""
     manager = entry.runtime_data
-    async_add_entities(Sim7020Sensor(manager, description) for description in SENSORS)
+    async_add_entities(
+        [
+            *(Sim7020Sensor(manager, description) for description in SENSORS),
+            *(Sim7020UsageSensor(manager, description) for description in USAGE_SENSORS),
+        ]
+    )
 
 
 class Sim7020Sensor(Sim7020Entity, SensorEntity):
@@ -233,3 +269,21 @@ class Sim7020Sensor(Sim7020Entity, SensorEntity):
     def native_value(self) -> StateType:
         """The value from the last status."""
         return self.entity_description.value_fn(self.manager)
+
+
+class Sim7020UsageSensor(Sim7020Sensor):
+    """A data usage total: updated when the library announces more bytes, known while the entry runs.
+
+    The totals are the library's own count, not read from the module, so they stay valid (available) while
+    the module is unreachable or recovering.
+    """
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the library's data usage events too."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.manager.async_add_usage_listener(self.async_write_ha_state))
+
+    @property
+    def available(self) -> bool:
+        """Always: the library keeps counting whatever the module's state."""
+        return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from pathlib import Path
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
@@ -63,6 +64,15 @@ def no_deprecation_report_names_us(caplog: pytest.LogCaptureFixture) -> Generato
         if DOMAIN in record.getMessage() and DEPRECATION_REPORT.search(record.getMessage())
     ]
     assert not reports, reports
+
+
+@pytest.fixture(autouse=True)
+def own_config_dir(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Give each test's Home Assistant a configuration directory of its own, so files the integration keeps
+    there (the data usage files in ``.storage``) never pass from one test to the next."""
+    if "hass" in request.fixturenames:
+        hass: HomeAssistant = request.getfixturevalue("hass")
+        hass.config.config_dir = str(tmp_path / "config")
 
 
 @pytest.fixture(autouse=True)
