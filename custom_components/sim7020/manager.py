@@ -114,6 +114,8 @@ class Sim7020Manager:
         #: PSM timers set while PSM is off (``tau_s``, ``active_s``): the module takes timers only with a
         #: request for PSM, so they wait here for the switch (kept until Home Assistant restarts).
         self._psm_pending: dict[str, int] = {}
+        #: The eDRX cycle chosen while eDRX is off (seconds), likewise waiting for the switch.
+        self._edrx_pending: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -300,6 +302,34 @@ class Sim7020Manager:
                 self._psm_pending["tau_s"] = tau_s
             if active_s is not None:
                 self._psm_pending["active_s"] = active_s
+        finally:
+            self.coordinator.async_update_listeners()
+
+    @property
+    def edrx_request(self) -> float | None:
+        """The eDRX cycle (seconds) the next request for eDRX carries: the one the module holds, or the one
+        chosen while eDRX was off (None: the module's default)."""
+        edrx = self.coordinator.data.edrx
+        return self._edrx_pending if self._edrx_pending is not None else edrx.requested_cycle_s
+
+    async def async_set_edrx(self, enabled: bool | None = None, *, cycle_s: float | None = None) -> None:
+        """Turn eDRX on or off (``enabled``) and/or change its requested cycle.
+
+        With eDRX on, the request goes to the module at once; a cycle chosen while eDRX is off is kept and
+        sent when it is turned on.
+        """
+        cycle = self.edrx_request if cycle_s is None else cycle_s
+        try:
+            if self.coordinator.data.edrx.enabled if enabled is None else enabled:
+                async with asyncio.timeout(SERVICE_TIMEOUT):
+                    await self.modem.set_edrx(True, cycle)
+                self._edrx_pending = None
+                return
+            if enabled is not None:
+                async with asyncio.timeout(SERVICE_TIMEOUT):
+                    await self.modem.set_edrx(False)
+            if cycle_s is not None:
+                self._edrx_pending = cycle_s
         finally:
             self.coordinator.async_update_listeners()
 

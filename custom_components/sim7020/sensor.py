@@ -1,8 +1,8 @@
-"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and its grant, connections, and
-the data usage.
+"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and eDRX grants, connections,
+and the data usage.
 
 Each sensor is one :class:`Sim7020SensorDescription` (how to read its value from the manager), grouped by
-topic in the tuples below; a further value (eDRX grant, ...) is one more description. Sensors of the status
+topic in the tuples below; a further value is one more description. Sensors of the status
 follow the coordinator; the data usage sensors (:data:`USAGE_SENSORS`) follow the library's
 :class:`~sim7020_core.events.UsageChanged` events.
 """
@@ -195,6 +195,31 @@ PSM_GRANT_SENSORS: tuple[Sim7020SensorDescription, ...] = (
     ),
 )
 
+
+def _edrx(attr: str) -> Callable[[Sim7020Manager], StateType]:
+    """What the network granted for eDRX (None: no grant, eDRX not in use)."""
+
+    def read(manager: Sim7020Manager) -> StateType:
+        value: StateType = getattr(manager.coordinator.data.edrx, attr)
+        return value
+
+    return read
+
+
+#: What the network granted for eDRX (``AT+CEDRXRDP``; the request is the switch and the select).
+EDRX_GRANT_SENSORS: tuple[Sim7020SensorDescription, ...] = tuple(
+    Sim7020SensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_display_precision=2,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_edrx(attr),
+    )
+    for key, attr in (("edrx_granted_cycle", "cycle_s"), ("edrx_paging_time_window", "ptw_s"))
+)
+
 #: The serving cell (AT+CENG) and how many neighbour cells the module measured; the neighbours themselves
 #: are in the diagnostics download. For diagnosis: disabled by default.
 CELL_SENSORS: tuple[Sim7020SensorDescription, ...] = (
@@ -225,7 +250,12 @@ CELL_SENSORS: tuple[Sim7020SensorDescription, ...] = (
     ),
 )
 
-SENSORS: tuple[Sim7020SensorDescription, ...] = (*STATUS_SENSORS, *PSM_GRANT_SENSORS, *CELL_SENSORS)
+SENSORS: tuple[Sim7020SensorDescription, ...] = (
+    *STATUS_SENSORS,
+    *PSM_GRANT_SENSORS,
+    *EDRX_GRANT_SENSORS,
+    *CELL_SENSORS,
+)
 
 #: Payload bytes of all the modem's connections, counted by the library (:attr:`Modem.usage`): running totals
 #: that module reboots do not reset and that the library keeps in the entry's usage file across restarts, so
