@@ -338,6 +338,30 @@ class Sim7020Manager:
         async with asyncio.timeout(SERVICE_TIMEOUT):
             await self.modem.set_apn(apn, pdp_type=pdp_type, username=username, password=password)
 
+    async def async_set_bands(self, bands: list[int]) -> None:
+        """Lock the module to ``bands`` (empty: every band it supports); it registers again."""
+        try:
+            async with asyncio.timeout(SERVICE_TIMEOUT):
+                await self.modem.set_bands(bands)
+        finally:
+            self.coordinator.async_update_listeners()
+
+    async def async_set_operator(self, operator: str) -> None:
+        """Select the network: ``"auto"`` or a numeric MCCMNC."""
+        try:
+            async with asyncio.timeout(SERVICE_TIMEOUT):
+                await self.modem.set_operator(operator)
+        finally:
+            self.coordinator.async_update_listeners()
+
+    async def async_set_dns_servers(self, servers: list[str]) -> None:
+        """Fallback DNS servers, used when the network hands out none."""
+        try:
+            async with asyncio.timeout(SERVICE_TIMEOUT):
+                await self.modem.set_dns_servers(servers)
+        finally:
+            self.coordinator.async_update_listeners()
+
     async def async_send(
         self,
         *,

@@ -92,6 +92,11 @@ def _usage(attr: str) -> Callable[[Sim7020Manager], StateType]:
     return read
 
 
+def _joined(values: tuple[int, ...] | tuple[str, ...]) -> str | None:
+    """A list as the state shows it (``"8, 20"``); None (unknown) when empty: not known, or none."""
+    return ", ".join(map(str, values)) or None
+
+
 def _registration(manager: Sim7020Manager) -> str:
     value = manager.coordinator.data.registration
     return value if value in Registration._value2member_map_ else Registration.UNKNOWN.value
@@ -158,6 +163,24 @@ STATUS_SENSORS: tuple[Sim7020SensorDescription, ...] = (
         translation_key="apn",
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=_status("apn"),
+    ),
+    Sim7020SensorDescription(
+        key="band_lock",
+        translation_key="band_lock",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda manager: _joined(manager.coordinator.data.bands),
+    ),
+    Sim7020SensorDescription(
+        key="operator_selection",
+        translation_key="operator_selection",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda manager: manager.modem.network_settings.operator,
+    ),
+    Sim7020SensorDescription(
+        key="dns_servers",
+        translation_key="dns_servers",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda manager: _joined(manager.coordinator.data.dns_servers),
     ),
     Sim7020SensorDescription(
         key="psm_state",
