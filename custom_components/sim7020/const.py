@@ -8,6 +8,10 @@ DOMAIN: Final = "sim7020"
 
 CONF_DEVICE: Final = "device"
 CONF_BAUDRATE: Final = "baudrate"
+#: Key of ``entry.data`` holding the network settings the user set from Home Assistant (PSM, eDRX, APN, bands,
+#: operator, DNS servers), field names of :class:`sim7020_core.models.NetworkSettings` plus the APN's PDP type
+#: and credentials; handed to the library at setup (``ModemOptions.network``). Changing it does not reload.
+CONF_NETWORK: Final = "network"
 
 #: Option stored by entries of config-entry minor version 1 (a user-set poll interval); the migration to minor
 #: version 2 drops it, since the poll interval is now fixed (:data:`POLL_INTERVAL`).
