@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
@@ -19,7 +20,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from sim7020_core import Sim7020Error
 from sim7020_core.exceptions import PortBusyError, SimError
-from sim7020_core.models import ProblemKind
+from sim7020_core.models import NetworkSettings, ProblemKind
 from sim7020_core.modem import Modem, ModemOptions
 from sim7020_core.modem.usage import CORRUPT_SUFFIX
 from sim7020_core.plugins import async_make_plugin_manager
@@ -27,6 +28,7 @@ from sim7020_core.plugins import async_make_plugin_manager
 from .const import (
     CONF_BAUDRATE,
     CONF_DEVICE,
+    CONF_NETWORK,
     CONF_POLL_INTERVAL,
     CONF_PSM_HANDLING,
     CONNECT_TIMEOUT,
@@ -46,6 +48,7 @@ PLATFORMS: list[Platform] = [
     Platform.BUTTON,
     Platform.EVENT,
     Platform.NUMBER,
+    Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
 ]
@@ -57,7 +60,8 @@ Sim7020ConfigEntry = ConfigEntry[Sim7020Manager]
 
 def modem_options(entry: Sim7020ConfigEntry, usage_file: Path | None = None) -> ModemOptions:
     """The library options of an entry: the fixed poll interval, its PSM policy, no wait for registration,
-    and where the library keeps the modem's data usage (``usage_file``, see :func:`usage_file_path`).
+    where the library keeps the modem's data usage (``usage_file``, see :func:`usage_file_path`) and the
+    network settings the user set from Home Assistant (:func:`network_settings`).
 
     Registration is not awaited at setup: it is reported (and the entities follow) when it happens.
     """
@@ -66,7 +70,56 @@ def modem_options(entry: Sim7020ConfigEntry, usage_file: Path | None = None) -> 
         poll_interval=POLL_INTERVAL,
         psm_policy=entry.options.get(CONF_PSM_HANDLING, DEFAULT_PSM_HANDLING),
         usage_file=usage_file,
+        network=network_settings(entry),
     )
+
+
+#: Fields of :class:`NetworkSettings` kept in ``entry.data[CONF_NETWORK]`` (lists stored for tuples).
+NETWORK_FIELDS = (
+    "apn",
+    "psm",
+    "psm_tau_s",
+    "psm_active_s",
+    "edrx",
+    "edrx_cycle_s",
+    "bands",
+    "operator",
+    "dns_servers",
+)
+
+
+def network_settings(entry: Sim7020ConfigEntry) -> NetworkSettings | None:
+    """The network settings the user set from Home Assistant (``entry.data[CONF_NETWORK]``), for the library
+    to apply at connect and again after every module reset; None when nothing was set.
+
+    The APN goes to the library only without credentials and with the default PDP type, the only APN
+    :class:`NetworkSettings` can express (otherwise the library would set it without them); the module keeps
+    an APN in its own memory anyway. A stored value the library refuses is logged and left out.
+    """
+    stored: dict[str, Any] = entry.data.get(CONF_NETWORK) or {}
+    values: dict[str, Any] = {}
+    for field in NETWORK_FIELDS:
+        value: Any = stored.get(field)
+        if value is None:
+            continue
+        if field == "apn" and (stored.get("apn_username") or stored.get("apn_pdp_type", "IP") != "IP"):
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        try:
+            NetworkSettings(**{field: value})
+        except (TypeError, ValueError) as err:
+            _LOGGER.warning("%s: the stored network setting %s is ignored: %s", entry.title, field, err)
+            continue
+        values[field] = value
+    return NetworkSettings(**values) if values else None
+
+
+def reload_key(entry: Sim7020ConfigEntry) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a change of reloads the entry: its data (port, baud rate) and options, but not the network
+    settings, which the running modem has already taken when they are stored."""
+    data = {key: value for key, value in entry.data.items() if key != CONF_NETWORK}
+    return data, dict(entry.options)
 
 
 def usage_file_path(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> Path:
@@ -151,7 +204,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> b
         ) from err
     ir.async_delete_issue(hass, DOMAIN, issue_id)
 
-    manager = Sim7020Manager(hass, entry, modem)
+    manager = Sim7020Manager(hass, entry, modem, reload_key(entry))
     try:
         await manager.async_start()
     except BaseException:
@@ -183,7 +236,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> b
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: Sim7020ConfigEntry) -> None:
-    """Apply changed options or data by reloading the entry (once per change)."""
+    """Apply changed options or data by reloading the entry (once per change); a change of the stored
+    network settings alone (made by the running modem's entities and actions) needs none."""
+    if reload_key(entry) == entry.runtime_data.reload_key:
+        return
     await hass.config_entries.async_reload(entry.entry_id)
 
 

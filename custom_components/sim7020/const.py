@@ -8,6 +8,10 @@ DOMAIN: Final = "sim7020"
 
 CONF_DEVICE: Final = "device"
 CONF_BAUDRATE: Final = "baudrate"
+#: Key of ``entry.data`` holding the network settings the user set from Home Assistant (PSM, eDRX, APN, bands,
+#: operator, DNS servers), field names of :class:`sim7020_core.models.NetworkSettings` plus the APN's PDP type
+#: and credentials; handed to the library at setup (``ModemOptions.network``). Changing it does not reload.
+CONF_NETWORK: Final = "network"
 
 #: Option stored by entries of config-entry minor version 1 (a user-set poll interval); the migration to minor
 #: version 2 drops it, since the poll interval is now fixed (:data:`POLL_INTERVAL`).
@@ -60,6 +64,9 @@ SERVICE_PING: Final = "ping"
 SERVICE_DNS_LOOKUP: Final = "dns_lookup"
 SERVICE_AT_COMMAND: Final = "at_command"
 SERVICE_SET_APN: Final = "set_apn"
+SERVICE_SET_BANDS: Final = "set_bands"
+SERVICE_SET_OPERATOR: Final = "set_operator"
+SERVICE_SET_DNS_SERVERS: Final = "set_dns_servers"
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_HOST: Final = "host"
@@ -80,6 +87,9 @@ ATTR_APN: Final = "apn"
 ATTR_USERNAME: Final = "username"
 ATTR_PASSWORD: Final = "password"
 ATTR_PDP_TYPE: Final = "pdp_type"
+ATTR_BANDS: Final = "bands"
+ATTR_OPERATOR: Final = "operator"
+ATTR_SERVERS: Final = "servers"
 
 PROTOCOLS: Final = ["udp", "tcp"]
 #: PDP types of ``sim7020.set_apn`` (``AT*MCGDEFCONT``), as the library takes them; the first is the default.

@@ -10,8 +10,20 @@ from homeassistant.core import HomeAssistant
 from . import Sim7020ConfigEntry
 
 #: Identities, addresses and where the modem is (cell id and tracking area locate it); the neighbour cells'
-#: EARFCN, PCI and RSRP stay (they say nothing without the serving cell's identity).
-TO_REDACT = {"imei", "imsi", "iccid", "ip", "unique_id", "title", "cell_id", "tac"}
+#: EARFCN, PCI and RSRP stay (they say nothing without the serving cell's identity). The APN's credentials
+#: stored with the network settings (``entry.data["network"]``) too.
+TO_REDACT = {
+    "imei",
+    "imsi",
+    "iccid",
+    "ip",
+    "unique_id",
+    "title",
+    "cell_id",
+    "tac",
+    "apn_username",
+    "apn_password",
+}
 
 
 async def async_get_config_entry_diagnostics(

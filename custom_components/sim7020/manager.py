@@ -43,6 +43,7 @@ from .const import (
     CLOSE_TIMEOUT,
     CONF_LISTEN_PORT,
     CONF_MQTT_TOPIC,
+    CONF_NETWORK,
     DEFAULT_TRANSPORT,
     DOMAIN,
     EVENT_DATA_RECEIVED,
@@ -93,7 +94,13 @@ def data_event(protocol: str, host: str, port: int, data: bytes) -> dict[str, An
 class Sim7020Manager:
     """Everything one config entry owns at runtime (stored in ``entry.runtime_data``)."""
 
-    def __init__(self, hass: HomeAssistant, entry: Sim7020ConfigEntry, modem: Modem) -> None:
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: Sim7020ConfigEntry,
+        modem: Modem,
+        reload_key: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+    ) -> None:
         self.hass = hass
         self.entry = entry
         self.modem = modem
@@ -111,9 +118,12 @@ class Sim7020Manager:
         self._unsubscribe: Callable[[], None] | None = None
         self._asleep = modem.state is LinkState.ASLEEP
         self.issues = ModemIssues(hass, entry)
-        #: PSM timers set while PSM is off (``tau_s``, ``active_s``): the module takes timers only with a
-        #: request for PSM, so they wait here for the switch (kept until Home Assistant restarts).
-        self._psm_pending: dict[str, int] = {}
+        #: The entry's data and options this manager runs with (a change of them reloads the entry).
+        self.reload_key = reload_key
+        #: The network settings the user set from Home Assistant (``entry.data[CONF_NETWORK]``), handed to
+        #: the library at setup. PSM timers and the eDRX cycle chosen while PSM or eDRX is off wait here for
+        #: their switch (the module takes them only with a request), across restarts too.
+        self._stored: dict[str, Any] = dict(entry.data.get(CONF_NETWORK) or {})
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -267,13 +277,36 @@ class Sim7020Manager:
     # ------------------------------------------------------------------ network settings
 
     @property
+    def stored_settings(self) -> dict[str, Any]:
+        """The network settings the user set from Home Assistant, as stored in the entry."""
+        return dict(self._stored)
+
+    @callback
+    def _store(self, **changes: Any) -> None:
+        """Keep ``changes`` in the entry (None: forget the field); the update listener does not reload."""
+        stored = dict(self._stored)
+        for key, value in changes.items():
+            if value is None:
+                stored.pop(key, None)
+            else:
+                stored[key] = list(value) if isinstance(value, tuple) else value
+        if stored == self._stored:
+            return
+        self._stored = stored
+        self.hass.config_entries.async_update_entry(
+            self.entry, data={**self.entry.data, CONF_NETWORK: stored}
+        )
+
+    @property
     def psm_request(self) -> tuple[int | None, int | None]:
-        """The PSM timers (periodic TAU, Active-Time; seconds) the next request for PSM carries: the ones
-        the module holds, or those set while PSM was off."""
+        """The PSM timers (periodic TAU, Active-Time; seconds) the next request for PSM carries: with PSM on,
+        the ones the module holds; with PSM off, those chosen (else the module's)."""
         psm = self.coordinator.data.psm
+        if psm.enabled:
+            return psm.requested_tau_s, psm.requested_active_s
         return (
-            self._psm_pending.get("tau_s", psm.requested_tau_s),
-            self._psm_pending.get("active_s", psm.requested_active_s),
+            self._stored.get("psm_tau_s", psm.requested_tau_s),
+            self._stored.get("psm_active_s", psm.requested_active_s),
         )
 
     async def async_set_psm(
@@ -282,7 +315,8 @@ class Sim7020Manager:
         """Turn PSM on or off (``enabled``) and/or change its requested timers.
 
         With PSM on, the request goes to the module at once (the library waits, bounded, for the network's
-        grant). Timers changed while PSM is off are kept and sent when it is turned on.
+        grant). Timers changed while PSM is off are kept and sent when it is turned on. What is set is
+        stored in the entry, for the library to apply at the next start.
         """
         tau, active = self.psm_request
         tau = tau if tau_s is None else tau_s
@@ -291,15 +325,48 @@ class Sim7020Manager:
             if self.coordinator.data.psm.enabled if enabled is None else enabled:
                 async with asyncio.timeout(SERVICE_TIMEOUT):
                     await self.modem.set_psm(True, tau, active)
-                self._psm_pending.clear()
+                self._store(psm=True, psm_tau_s=tau, psm_active_s=active)
                 return
             if enabled is not None:
                 async with asyncio.timeout(SERVICE_TIMEOUT):
                     await self.modem.set_psm(False)
+                self._store(psm=False)
             if tau_s is not None:
-                self._psm_pending["tau_s"] = tau_s
+                self._store(psm_tau_s=tau_s)
             if active_s is not None:
-                self._psm_pending["active_s"] = active_s
+                self._store(psm_active_s=active_s)
+        finally:
+            self.coordinator.async_update_listeners()
+
+    @property
+    def edrx_request(self) -> float | None:
+        """The eDRX cycle (seconds) the next request for eDRX carries: with eDRX on, the one the module
+        holds; with eDRX off, the one chosen (else the module's). None: the module's default."""
+        edrx = self.coordinator.data.edrx
+        if edrx.enabled:
+            return edrx.requested_cycle_s
+        cycle: float | None = self._stored.get("edrx_cycle_s", edrx.requested_cycle_s)
+        return cycle
+
+    async def async_set_edrx(self, enabled: bool | None = None, *, cycle_s: float | None = None) -> None:
+        """Turn eDRX on or off (``enabled``) and/or change its requested cycle.
+
+        With eDRX on, the request goes to the module at once; a cycle chosen while eDRX is off is kept and
+        sent when it is turned on. Stored in the entry like :meth:`async_set_psm`.
+        """
+        cycle = self.edrx_request if cycle_s is None else cycle_s
+        try:
+            if self.coordinator.data.edrx.enabled if enabled is None else enabled:
+                async with asyncio.timeout(SERVICE_TIMEOUT):
+                    await self.modem.set_edrx(True, cycle)
+                self._store(edrx=True, edrx_cycle_s=cycle)
+                return
+            if enabled is not None:
+                async with asyncio.timeout(SERVICE_TIMEOUT):
+                    await self.modem.set_edrx(False)
+                self._store(edrx=False)
+            if cycle_s is not None:
+                self._store(edrx_cycle_s=cycle_s)
         finally:
             self.coordinator.async_update_listeners()
 
@@ -307,6 +374,36 @@ class Sim7020Manager:
         """Set the APN (the library turns the radio off and on around it, then reads the status)."""
         async with asyncio.timeout(SERVICE_TIMEOUT):
             await self.modem.set_apn(apn, pdp_type=pdp_type, username=username, password=password)
+        self._store(
+            apn=apn, apn_pdp_type=pdp_type, apn_username=username or None, apn_password=password or None
+        )
+
+    async def async_set_bands(self, bands: list[int]) -> None:
+        """Lock the module to ``bands`` (empty: every band it supports); it registers again."""
+        try:
+            async with asyncio.timeout(SERVICE_TIMEOUT):
+                await self.modem.set_bands(bands)
+            self._store(bands=sorted(bands))
+        finally:
+            self.coordinator.async_update_listeners()
+
+    async def async_set_operator(self, operator: str) -> None:
+        """Select the network: ``"auto"`` or a numeric MCCMNC."""
+        try:
+            async with asyncio.timeout(SERVICE_TIMEOUT):
+                await self.modem.set_operator(operator)
+            self._store(operator=operator)
+        finally:
+            self.coordinator.async_update_listeners()
+
+    async def async_set_dns_servers(self, servers: list[str]) -> None:
+        """Fallback DNS servers, used when the network hands out none."""
+        try:
+            async with asyncio.timeout(SERVICE_TIMEOUT):
+                await self.modem.set_dns_servers(servers)
+            self._store(dns_servers=servers)
+        finally:
+            self.coordinator.async_update_listeners()
 
     async def async_send(
         self,

@@ -1,8 +1,8 @@
-"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and its grant, connections, and
-the data usage.
+"""Sensors of the SIM7020 integration: radio, registration, addresses, PSM and eDRX grants, connections,
+and the data usage.
 
 Each sensor is one :class:`Sim7020SensorDescription` (how to read its value from the manager), grouped by
-topic in the tuples below; a further value (eDRX grant, ...) is one more description. Sensors of the status
+topic in the tuples below; a further value is one more description. Sensors of the status
 follow the coordinator; the data usage sensors (:data:`USAGE_SENSORS`) follow the library's
 :class:`~sim7020_core.events.UsageChanged` events.
 """
@@ -92,6 +92,11 @@ def _usage(attr: str) -> Callable[[Sim7020Manager], StateType]:
     return read
 
 
+def _joined(values: tuple[int, ...] | tuple[str, ...]) -> str | None:
+    """A list as the state shows it (``"8, 20"``); None (unknown) when empty: not known, or none."""
+    return ", ".join(map(str, values)) or None
+
+
 def _registration(manager: Sim7020Manager) -> str:
     value = manager.coordinator.data.registration
     return value if value in Registration._value2member_map_ else Registration.UNKNOWN.value
@@ -160,6 +165,24 @@ STATUS_SENSORS: tuple[Sim7020SensorDescription, ...] = (
         value_fn=_status("apn"),
     ),
     Sim7020SensorDescription(
+        key="band_lock",
+        translation_key="band_lock",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda manager: _joined(manager.coordinator.data.bands),
+    ),
+    Sim7020SensorDescription(
+        key="operator_selection",
+        translation_key="operator_selection",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda manager: manager.modem.network_settings.operator,
+    ),
+    Sim7020SensorDescription(
+        key="dns_servers",
+        translation_key="dns_servers",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda manager: _joined(manager.coordinator.data.dns_servers),
+    ),
+    Sim7020SensorDescription(
         key="psm_state",
         translation_key="psm_state",
         device_class=SensorDeviceClass.ENUM,
@@ -195,6 +218,31 @@ PSM_GRANT_SENSORS: tuple[Sim7020SensorDescription, ...] = (
     ),
 )
 
+
+def _edrx(attr: str) -> Callable[[Sim7020Manager], StateType]:
+    """What the network granted for eDRX (None: no grant, eDRX not in use)."""
+
+    def read(manager: Sim7020Manager) -> StateType:
+        value: StateType = getattr(manager.coordinator.data.edrx, attr)
+        return value
+
+    return read
+
+
+#: What the network granted for eDRX (``AT+CEDRXRDP``; the request is the switch and the select).
+EDRX_GRANT_SENSORS: tuple[Sim7020SensorDescription, ...] = tuple(
+    Sim7020SensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_display_precision=2,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_edrx(attr),
+    )
+    for key, attr in (("edrx_granted_cycle", "cycle_s"), ("edrx_paging_time_window", "ptw_s"))
+)
+
 #: The serving cell (AT+CENG) and how many neighbour cells the module measured; the neighbours themselves
 #: are in the diagnostics download. For diagnosis: disabled by default.
 CELL_SENSORS: tuple[Sim7020SensorDescription, ...] = (
@@ -225,7 +273,12 @@ CELL_SENSORS: tuple[Sim7020SensorDescription, ...] = (
     ),
 )
 
-SENSORS: tuple[Sim7020SensorDescription, ...] = (*STATUS_SENSORS, *PSM_GRANT_SENSORS, *CELL_SENSORS)
+SENSORS: tuple[Sim7020SensorDescription, ...] = (
+    *STATUS_SENSORS,
+    *PSM_GRANT_SENSORS,
+    *EDRX_GRANT_SENSORS,
+    *CELL_SENSORS,
+)
 
 #: Payload bytes of all the modem's connections, counted by the library (:attr:`Modem.usage`): running totals
 #: that module reboots do not reset and that the library keeps in the entry's usage file across restarts, so

@@ -1,4 +1,5 @@
-"""Actions of the SIM7020 integration: send, ping, dns_lookup, at_command and set_apn."""
+"""Actions of the SIM7020 integration: send, ping, dns_lookup, at_command, and the network settings set_apn,
+set_bands, set_operator and set_dns_servers."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from sim7020_core.exceptions import (
     UnsupportedError,
 )
 from sim7020_core.modem.checks import apn_problem, check_command_line, credential_problem, host_problem
+from sim7020_core.netvalues import bands_problem, dns_servers_problem, operator_problem
 
 from .const import (
     ATTR_APN,
+    ATTR_BANDS,
     ATTR_CLIENT_ID,
     ATTR_COMMAND,
     ATTR_CONFIG_ENTRY_ID,
@@ -32,11 +35,13 @@ from .const import (
     ATTR_ENCODING,
     ATTR_HOST,
     ATTR_HOSTNAME,
+    ATTR_OPERATOR,
     ATTR_PASSWORD,
     ATTR_PAYLOAD,
     ATTR_PDP_TYPE,
     ATTR_PORT,
     ATTR_PROTOCOL,
+    ATTR_SERVERS,
     ATTR_TIMEOUT,
     ATTR_TRANSPORT,
     ATTR_USERNAME,
@@ -52,6 +57,9 @@ from .const import (
     SERVICE_PING,
     SERVICE_SEND,
     SERVICE_SET_APN,
+    SERVICE_SET_BANDS,
+    SERVICE_SET_DNS_SERVERS,
+    SERVICE_SET_OPERATOR,
 )
 
 if TYPE_CHECKING:
@@ -132,6 +140,9 @@ SET_APN_SCHEMA = vol.Schema(
         vol.Optional(ATTR_PDP_TYPE, default=PDP_TYPES[0]): vol.In(PDP_TYPES),
     }
 )
+SET_BANDS_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_BANDS): cv.ensure_list})
+SET_OPERATOR_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_OPERATOR): cv.string})
+SET_DNS_SERVERS_SCHEMA = vol.Schema({**_BASE, vol.Required(ATTR_SERVERS): cv.ensure_list})
 
 
 def decode_payload(manager: Sim7020Manager, payload: str, encoding: str) -> bytes:
@@ -305,6 +316,59 @@ async def _set_apn(manager: Sim7020Manager, call: ServiceCall) -> ServiceRespons
     return None
 
 
+def _network_problem(field: str, problem: str | None) -> None:
+    """Raise a ServiceValidationError naming ``field`` when a check of :mod:`sim7020_core.netvalues` found
+    ``problem`` (its words name the value and the allowed range)."""
+    if problem is not None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_value",
+            translation_placeholders={"field": field, "problem": problem},
+        )
+
+
+def _band_number(value: Any) -> Any:
+    """A band as a number: the UI's selector gives strings (``"3"``); anything else is left for the check
+    to name."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+async def _refused(work: Awaitable[None]) -> None:
+    """Await a library setter; what it refuses before talking to the module is a validation error."""
+    try:
+        await work
+    except ValueError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_request",
+            translation_placeholders={"error": str(err)},
+        ) from err
+
+
+async def _set_bands(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
+    bands = [_band_number(band) for band in call.data[ATTR_BANDS]]
+    _network_problem(ATTR_BANDS, bands_problem(bands, manager.modem.info.model or None))
+    await _refused(manager.async_set_bands(bands))
+    return None
+
+
+async def _set_operator(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
+    operator: str = call.data[ATTR_OPERATOR].strip()
+    _network_problem(ATTR_OPERATOR, operator_problem(operator))
+    await _refused(manager.async_set_operator(operator))
+    return None
+
+
+async def _set_dns_servers(manager: Sim7020Manager, call: ServiceCall) -> ServiceResponse:
+    servers = [server.strip() if isinstance(server, str) else server for server in call.data[ATTR_SERVERS]]
+    servers = [server for server in servers if server != ""]
+    _network_problem(ATTR_SERVERS, dns_servers_problem(servers))
+    await _refused(manager.async_set_dns_servers(servers))
+    return None
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
@@ -329,3 +393,10 @@ def async_setup_services(hass: HomeAssistant) -> None:
         supports_response=SupportsResponse.ONLY,
     )
     hass.services.async_register(DOMAIN, SERVICE_SET_APN, _handler(hass, _set_apn), SET_APN_SCHEMA)
+    hass.services.async_register(DOMAIN, SERVICE_SET_BANDS, _handler(hass, _set_bands), SET_BANDS_SCHEMA)
+    hass.services.async_register(
+        DOMAIN, SERVICE_SET_OPERATOR, _handler(hass, _set_operator), SET_OPERATOR_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_SET_DNS_SERVERS, _handler(hass, _set_dns_servers), SET_DNS_SERVERS_SCHEMA
+    )

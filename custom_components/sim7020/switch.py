@@ -1,7 +1,7 @@
-"""Switches of the SIM7020 integration: device settings the library keeps (PSM).
+"""Switches of the SIM7020 integration: device settings the library keeps (PSM, eDRX).
 
 Each switch is one :class:`Sim7020SwitchDescription`: how to read the setting from the manager and how to
-change it through the library, so a further setting (eDRX, ...) is one more description.
+change it through the library, so a further setting is one more description.
 """
 
 from __future__ import annotations
@@ -39,6 +39,13 @@ SWITCHES: tuple[Sim7020SwitchDescription, ...] = (
         entity_category=EntityCategory.CONFIG,
         value_fn=lambda manager: manager.coordinator.data.psm.enabled,
         set_fn=lambda manager, on: manager.async_set_psm(on),
+    ),
+    Sim7020SwitchDescription(
+        key="edrx",
+        translation_key="edrx",
+        entity_category=EntityCategory.CONFIG,
+        value_fn=lambda manager: manager.coordinator.data.edrx.enabled,
+        set_fn=lambda manager, on: manager.async_set_edrx(on),
     ),
 )
 

@@ -73,6 +73,7 @@ def entity_view(hass: HomeAssistant, registry_entry: er.RegistryEntry) -> dict[s
         Platform.BUTTON,
         Platform.EVENT,
         Platform.NUMBER,
+        Platform.SELECT,
         Platform.SWITCH,
     ],
 )
