@@ -100,7 +100,7 @@ async def test_sim7020_registration_and_cell_info() -> None:
         # the cell change: +CREG, +CGREG, +CEREG with the extra field, back to back; still registered
         await asyncio.sleep(0.6 / SPEED)
         assert (await modem.refresh()).registration == "home"
-        assert replayer.unmatched == []
+        assert_only_later_reads(replayer.unmatched)
 
 
 async def test_sim7020_granted_timers_from_the_cereg_read_answer() -> None:
@@ -161,11 +161,11 @@ async def test_psm_off_edrx_read_back_and_sleep_clock() -> None:
         assert modem.status.psm.enabled is True
         await modem.set_psm(False)  # AT+CPSMS=0: OK, then +CPSMSTATUS: "EXIT PSM"
         assert modem.status.psm.enabled is False
-        assert await modem.command("AT+CEDRXRDP") == ['+CEDRXRDP: 5,"0010","0010","0011"']
+        # the driver's own status read (ModemStatus.edrx) took the first recorded answer, the grant
         assert await modem.command("AT+CEDRXRDP") == ["+CEDRXRDP: 0"]  # the recorded "not granted"
         assert await modem.command("AT+CEDRXRDP") == ["+CEDRXRDP: 0"]  # and again: the last answer repeats
         assert await modem.command("AT+CSCLK?") == ["+CSCLK: 1"]
-        assert replayer.unmatched == []
+        assert_only_later_reads(replayer.unmatched)
 
 
 # ------------------------------------------------------------------ section: identity
@@ -204,4 +204,15 @@ async def test_recorded_emulator_session_status_dns_and_udp() -> None:
         await conn.send(b"\x00\x01hello\xff")
         assert await conn.receive(timeout=WAIT) == b"pong:\x00\x01hello\xff"
         await conn.close()
-        assert replayer.unmatched == []
+        assert_only_later_reads(replayer.unmatched)
+
+
+def assert_only_later_reads(unmatched: list[tuple[bytes, bytes]]) -> None:
+    """Nothing the driver sent went unanswered, except read commands it learned after these sessions were
+    recorded (eDRX, band lock, DNS servers, operator: issue 15). The replayer answers those ERROR, as older
+    firmware without them would, and the driver must carry on, which the assertions before this one show."""
+    unexpected = [key for key in unmatched if key[1] or key[0] not in LATER_READS]
+    assert not unexpected, unexpected
+
+
+LATER_READS = frozenset({b"AT+CBAND?", b"AT+CDNSCFG?", b"AT+CEDRXRDP", b"AT+CEDRXS?"})
