@@ -52,12 +52,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _state_value(registry_entry: er.RegistryEntry, value: str) -> Any:
+    """A data size as its number: HA shows the bytes converted to kB with a number of decimals that differs
+    between releases ('0.000' on 2025.4, '0.0' on 2026.10); the value is what the snapshot holds."""
+    if registry_entry.original_device_class == "data_size":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def entity_view(hass: HomeAssistant, registry_entry: er.RegistryEntry) -> dict[str, Any]:
     """What the snapshot records of one entity."""
     state = hass.states.get(registry_entry.entity_id)
     return {
         "registry": {field: _plain(getattr(registry_entry, field)) for field in REGISTRY_FIELDS},
-        "state": None if state is None else state.state,
+        "state": None if state is None else _state_value(registry_entry, state.state),
         "attributes": None
         if state is None
         else {_plain(key): _plain(value) for key, value in sorted(state.attributes.items())},
