@@ -60,7 +60,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .conftest import Broker, Watcher
 from .test_bridge import start_bridge_process, write_config
-from .test_full_disk import SmallDisk
+from .test_full_disk import SmallDisk, mounted_small_disk
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -431,25 +431,9 @@ def wait_resumed(publisher: Publisher, peer: Peer, fault: Fault) -> None:
 @pytest.fixture
 def state_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     """A small tmpfs for ``state_dir`` that the test fills to the last byte."""
-    if os.geteuid() != 0:
-        pytest.skip(
-            "the chaos test fills state_dir on a tmpfs it mounts, and mounting needs root "
-            "(CI runs as root; run it as root, e.g. in a container)"
-        )
-    mountpoint = tmp_path / "state_disk"
-    mountpoint.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        check=False,
+    yield from mounted_small_disk(
+        tmp_path / "state_disk", TMPFS_SIZE, "the chaos test fills state_dir on a tmpfs it mounts"
     )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for state_dir here: {done.stderr.strip()}")
-    try:
-        yield SmallDisk(mountpoint)
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 @pytest.mark.slow

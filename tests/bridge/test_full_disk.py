@@ -64,14 +64,14 @@ class SmallDisk:
         self.filler.unlink()
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+def mounted_small_disk(mountpoint: Path, size: str, why: str) -> Iterator[SmallDisk]:
+    """Mount a tmpfs of ``size`` on ``mountpoint`` (created) for the duration; skip, saying ``why`` the test
+    mounts one, where that is not possible (not root, or mount refused)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mountpoint = tmp_path / "small"
+        pytest.skip(f"{why}, and mounting needs root (CI runs as root)")
     mountpoint.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", str(mountpoint)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mountpoint)],
         capture_output=True,
         text=True,
         check=False,
@@ -82,6 +82,11 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
         yield SmallDisk(mountpoint)
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    yield from mounted_small_disk(tmp_path / "small", TMPFS_SIZE, "the test fills a tmpfs")
 
 
 async def test_queue_waits_out_a_full_disk_and_names_it(small_disk: SmallDisk) -> None:
